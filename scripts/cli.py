@@ -15,7 +15,7 @@ __all__ = ["main", "SUBCOMMANDS"]
 
 # name -> (module under ttfkit.scripts, one-line help). A subcommand appears once its module exists.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("data_cmd", "inspect, import and export datasets (info, import-robomimic, ...)"),
+    "data": ("data", "inspect, import and export datasets (info, import-robomimic, ...)"),
     "collect": ("collect", "roll scripted experts into a zarr dataset"),
     "train": ("train", "train a flow or diffusion policy on a dataset"),
     "eval": ("evaluate", "evaluate a checkpoint or expert in closed loop"),
@@ -23,7 +23,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("distill", "distill a Diamond Map from a flow policy"),
     "align": ("align", "closed-loop evaluation of a reward-aligned policy"),
     "export": ("export", "export a policy (LeRobot pretrained directory)"),
-    "bench": ("bench", "run a benchmark script"),
 }
 
 
