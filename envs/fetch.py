@@ -1,0 +1,146 @@
+"""gymnasium-robotics Fetch tasks as ttfkit envs: ``ttfkit/fetch-pick-and-place-v4`` and
+``ttfkit/fetch-push-v4`` (wrapping ``FetchPickAndPlace-v4`` / ``FetchPush-v4``).
+
+Observation (dict, float32 unless noted), from Fetch's 25-dim ``observation`` ``o`` and goal ``g``:
+
+- ``agent_pos`` (10,) = gripper position ``o[0:3]``, finger positions ``o[9:11]``, gripper linear
+  velocity ``o[20:23]``, finger velocities ``o[23:25]``.
+- ``environment_state`` (15,) = object position ``o[3:6]``, rotation (euler) ``o[11:14]``, linear
+  velocity ``o[14:17]``, angular velocity ``o[17:20]``, desired goal ``g`` (3).
+- ``pixels`` (H, W, 3) uint8, only with ``pixels=True`` (default: Fetch's free camera view).
+
+Fetch's ``object_rel_pos`` (``o[6:9]``) and ``achieved_goal`` are the object position relative to
+the gripper and the object position, so nothing is lost. Episodes last 50 steps (gymnasium
+``TimeLimit``); ``terminated`` is always False; ``info["is_success"]`` is True while the object is
+within 5 cm of the goal. Layouts (object and goal) are drawn from ``reset(seed=...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ttfkit.envs.registry import register_env
+from ttfkit.envs.rendering import OffscreenCamera, fast_visuals
+
+__all__ = ["FetchEnv", "TASKS", "AGENT_POS_DIM", "ENV_STATE_DIM"]
+
+TASKS: dict[str, str] = {
+    "pick-and-place": "gymnasium_robotics.envs.fetch.pick_and_place:MujocoFetchPickAndPlaceEnv",
+    "push": "gymnasium_robotics.envs.fetch.push:MujocoFetchPushEnv",
+}
+MAX_EPISODE_STEPS = 50
+AGENT_POS_DIM = 10
+ENV_STATE_DIM = 15
+# Free camera facing the robot across the table (closer than Fetch's default viewer pose).
+FREE_CAMERA = {"distance": 0.9, "azimuth": 180.0, "elevation": -35.0, "lookat": (1.25, 0.75, 0.45)}
+_AGENT = np.r_[0:3, 9:11, 20:23, 23:25]
+_OBJECT = np.r_[3:6, 11:14, 14:17, 17:20]
+
+
+class FetchEnv(gym.Env):
+    """A gymnasium-robotics Fetch task with a dict observation and seeded layouts.
+
+    Args:
+        task: ``"pick-and-place"`` or ``"push"``.
+        pixels: add ``pixels`` (image_size x image_size x 3 uint8) to the observation.
+        image_size: side of the ``pixels`` image.
+        camera: a camera name of the Fetch model (``head_camera_rgb``, ...) or ``None`` for a free
+            camera looking at the table (``FREE_CAMERA``).
+        render_mode: ``None`` or ``"rgb_array"``; render_size: side of the ``render()`` frame.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    def __init__(self, task: str, pixels: bool = False, image_size: int = 96, camera: str | None = None,
+                 render_mode: str | None = None, render_size: int = 256) -> None:
+        if task not in TASKS:
+            raise KeyError(f"unknown Fetch task {task!r}; known: {sorted(TASKS)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"{render_mode=} must be None or 'rgb_array'")
+        if image_size <= 0 or render_size <= 0:
+            raise ValueError(f"{image_size=} and {render_size=} must be positive")
+        try:
+            module, cls = TASKS[task].split(":")
+            env_cls = getattr(__import__(module, fromlist=[cls]), cls)
+        except ImportError as err:  # pragma: no cover - core dependency
+            raise ImportError("gymnasium-robotics is missing: pip install 'gymnasium-robotics==1.4.2'") from err
+        self.task = task
+        self.pixels = pixels
+        self.render_mode = render_mode
+        self._image_size = image_size
+        self._render_size = render_size
+        self._camera_spec: str | dict = dict(FREE_CAMERA) if camera is None else camera
+        self._env = env_cls(reward_type="sparse")
+        fast_visuals(self._env.model, max(image_size, render_size), max(image_size, render_size))
+        self._cameras: dict[int, OffscreenCamera] = {}
+        if pixels or render_mode is not None:
+            self._camera(image_size if pixels else render_size)
+        obs_spaces = {
+            "agent_pos": spaces.Box(-np.inf, np.inf, (AGENT_POS_DIM,), np.float32),
+            "environment_state": spaces.Box(-np.inf, np.inf, (ENV_STATE_DIM,), np.float32),
+        }
+        if pixels:
+            obs_spaces["pixels"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._env.np_random = self.np_random  # one generator drives object and goal positions
+        raw, _ = self._env.reset()
+        self._initial_object_xy = raw["observation"][3:5].copy()
+        return self._obs(raw), {"is_success": self._success(raw)}
+
+    def step(self, action: np.ndarray):
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != (4,):
+            raise ValueError(f"Fetch action must have shape (4,), got {action.shape}")
+        raw, reward, _, _, info = self._env.step(action)
+        return self._obs(raw), float(reward), False, False, {"is_success": bool(info["is_success"])}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            return None
+        return self._frame(self._render_size)
+
+    def close(self) -> None:
+        for cam in self._cameras.values():
+            cam.close()
+        self._cameras.clear()
+        self._env.close()
+
+    def layout(self) -> np.ndarray:
+        """The current episode's layout: initial object xy and goal xyz (5,)."""
+        return np.concatenate([self._initial_object_xy, self._env.goal]).astype(np.float64)
+
+    def _success(self, raw: dict[str, np.ndarray]) -> bool:
+        return bool(self._env._is_success(raw["achieved_goal"], raw["desired_goal"]))
+
+    def _camera(self, size: int) -> OffscreenCamera:
+        if size not in self._cameras:
+            self._cameras[size] = OffscreenCamera(self._env.model, self._env.data, size, size,
+                                                  self._camera_spec)
+        return self._cameras[size]
+
+    def _frame(self, size: int) -> np.ndarray:
+        self._env._render_callback()  # moves the goal marker site to the current goal
+        return self._camera(size).render()
+
+    def _obs(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        o = raw["observation"]
+        obs = {
+            "agent_pos": o[_AGENT].astype(np.float32),
+            "environment_state": np.concatenate([o[_OBJECT], raw["desired_goal"]]).astype(np.float32),
+        }
+        if self.pixels:
+            obs["pixels"] = self._frame(self._image_size)
+        return obs
+
+
+for _task in TASKS:
+    register_env(f"ttfkit/fetch-{_task}-v4", entry_point="ttfkit.envs.fetch:FetchEnv",
+                 max_episode_steps=MAX_EPISODE_STEPS, kwargs={"task": _task})
