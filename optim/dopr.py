@@ -1,0 +1,511 @@
+"""DoPr: double preconditioning, activation-wise (AP) then gradient-wise (GP: AdamW or Muon).
+
+Zhang, Shah, Zhang, Zhang, Matni, Simchowitz, "Double Preconditioning (DoPr): Optimization for
+Test-Time Performance, not Validation Loss", arXiv 2606.06418.
+
+For every covered layer (nn.Linear, nn.Conv1d, nn.Conv2d with groups=1) with input rows z (batch x
+positions, n rows; conv inputs unfolded into patches in ``weight.view(out, -1)`` layout; a constant 1
+appended when the layer has a trainable bias) and weight gradient G = [dW, db] (out x d):
+
+    Sigma = Z^T Z / n                                   (uncentered, float32, from forward hooks)
+    tau   = damping * tr(Sigma) / d   ("trace")   or   damping   ("absolute")
+    M     = G (Sigma + tau I)^-1                        (Cholesky; cached for ``inverse_every`` steps)
+
+and the base optimizer steps on M as if it were the gradient. Layers the method cannot handle
+(embeddings, norms, grouped convs, ...) go to the base optimizer unchanged. ``ActivationPreconditioner``
+is the AP half (usable with any optimizer via ``attach``); ``DoPr`` is the drop-in optimizer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttfkit.optim.hybrid import HybridOptimizer
+from ttfkit.optim.registry import AdamWConfig, MuonConfig, OptimizerConfig, register_optimizer
+
+__all__ = ["ActivationPreconditioner", "DoPr"]
+
+logger = logging.getLogger(__name__)
+
+_DAMPING_MODES = ("trace", "absolute")
+_SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_MIN_TAU = 1e-12  # floor on tau so an all-zero Sigma (all-zero inputs, no bias) still factors
+
+
+class DoPr(HybridOptimizer):
+    r"""Double preconditioning: activation preconditioning (AP) before AdamW or Muon (GP).
+
+    A drop-in ``torch.optim.Optimizer``: ``param_groups`` are the base optimizer's own group dicts
+    (so LR schedulers, gradient clipping and ``zero_grad`` work unchanged), and ``state_dict``
+    carries the base state and the preconditioner's (covariances, cached inverses, counters).
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \text{model}, \gamma \text{ (lr)}, \lambda \text{ (weight decay)}, \delta
+           \text{ (damping)}, \beta_\Sigma \text{ (ema)}, k_s \text{ (stat\_every)}, k_i
+           \text{ (inverse\_every)} \\
+       &\textbf{for } t = 0, 1, \dots \\
+       &\quad \text{forward/backward (all micro-batches); if } t \bmod k_s = 0: \text{ hooks add }
+           Z_\ell^\top Z_\ell,\ n_\ell \text{ per layer } \ell \text{ (summed over ranks)} \\
+       &\quad \textbf{for each covered layer } \ell: \\
+       &\qquad \hat\Sigma_\ell \leftarrow \textstyle\sum Z^\top Z / \sum n
+           \text{ over the batches since the last refresh (ema=None), or }
+           \beta_\Sigma \hat\Sigma_\ell + (1-\beta_\Sigma) Z^\top Z / n \\
+       &\qquad \textbf{if } t \bmod k_i = 0: \ \tau_\ell \leftarrow \delta\,\mathrm{tr}(\hat\Sigma_\ell)/d_\ell,
+           \ P_\ell \leftarrow (\hat\Sigma_\ell + \tau_\ell I)^{-1} \text{ (Cholesky; } \tau \times 10
+           \text{ on failure)} \\
+       &\qquad G_\ell \leftarrow [\nabla_W, \nabla_b]\, P_\ell \\
+       &\quad \theta \leftarrow \text{AdamW or Muon step on } G \text{ with decoupled decay }
+           \theta \leftarrow \theta (1 - \gamma\lambda) \text{ (matrices only, not preconditioned)}
+       \end{aligned}
+
+    Which parameters: weights and biases of ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` (groups=1)
+    get AP. With ``base="muon"`` every hidden matrix (conv weights as ``weight.view(out, -1)``) is
+    then orthogonalised by Muon (``adjust_lr_fn="match_rms_adamw"``, so ``lr`` means the same as for
+    AdamW) and everything else goes to AdamW. ``lr`` and ``weight_decay`` mean exactly what they mean
+    for the base optimizer: the base sets the update's magnitude, AP only changes its direction.
+
+    Defaults (chosen with ``scripts/bench_optim.py``, see the optim README section):
+    ``damping=1e-3`` relative to the mean eigenvalue (``damping_mode="trace"``, scale-free, so one
+    value serves layers whose inputs differ in scale by orders of magnitude); ``ema=None``;
+    ``stat_every=1, inverse_every=1`` reproduce the paper's per-batch covariance exactly. Set by the
+    benchmark: see ``DEFAULTS_NOTE`` below.
+
+    Args:
+        model: the module whose layers are preconditioned (hooks are registered on it).
+        base: "adamw" or "muon".
+        lr, weight_decay, betas, eps: as for the base optimizer (AdamW; Muon uses ``lr``,
+            ``weight_decay``, ``momentum``).
+        momentum: Muon's Nesterov momentum (base="muon" only).
+        damping, damping_mode, stat_every, inverse_every, ema, include, exclude: see
+            :class:`ActivationPreconditioner`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        base: str = "adamw",
+        lr: float = 1e-4,
+        weight_decay: float = 1e-6,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        momentum: float = 0.95,
+        damping: float = 1e-3,
+        damping_mode: str = "trace",
+        stat_every: int = 1,
+        inverse_every: int = 1,
+        ema: float | None = None,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+    ):
+        if base == "adamw":
+            inner = AdamWConfig(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps).build(model)
+            parts = [inner]
+        elif base == "muon":
+            inner = MuonConfig(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps, momentum=momentum).build(model)
+            parts = inner.parts
+        else:
+            raise ValueError(f"DoPr base must be 'adamw' or 'muon', got {base=!r}")
+        super().__init__(parts)
+        self.base = base
+        self.preconditioner = ActivationPreconditioner(
+            model, damping=damping, damping_mode=damping_mode, stat_every=stat_every,
+            inverse_every=inverse_every, ema=ema, include=include, exclude=exclude,
+        )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.preconditioner.precondition_()
+        for part in self.parts:
+            part.step()
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"parts": [part.state_dict() for part in self.parts],
+                "preconditioner": self.preconditioner.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "preconditioner" not in state_dict:
+            raise KeyError(f"DoPr state dict has no 'preconditioner' entry; keys: {sorted(state_dict)}")
+        super().load_state_dict(state_dict)
+        self.preconditioner.load_state_dict(state_dict["preconditioner"])
+
+    def __repr__(self) -> str:
+        return f"DoPr(base={self.base!r}, {self.preconditioner!r})"
+
+
+class ActivationPreconditioner:
+    """Forward hooks that gather each layer's input covariance; ``precondition_`` rewrites ``.grad``.
+
+    Statistics are recorded only in training mode with gradients enabled (``eval()``, ``no_grad``
+    and ``inference_mode`` passes do not count), in float32 with autocast off, and are summed over
+    every forward pass of a step (micro-batches and, under torch.distributed, ranks: one all-reduce
+    of the sums at ``precondition_`` time, which runs after the gradients have synchronised), so
+    gradient accumulation and DDP equal one large batch.
+
+    Args:
+        model: module to hook. Covered: nn.Linear, nn.Conv1d, nn.Conv2d with groups=1 and a weight
+            that requires grad. Grouped convs are left to the base optimizer (logged).
+        damping: tau = damping * tr(Sigma) / d ("trace") or tau = damping ("absolute").
+        damping_mode: "trace" (relative to the mean eigenvalue) or "absolute".
+        stat_every: record statistics on steps t with t % stat_every == 0 (t counts
+            ``precondition_`` calls from 0).
+        inverse_every: refresh the cached inverse on steps t with t % inverse_every == 0 when new
+            statistics arrived since the last refresh (always on the first step with statistics).
+        ema: None: Sigma is the mean over all rows recorded since the last refresh (the current
+            batch when stat_every = inverse_every = 1). A float beta in [0, 1): Sigma is an
+            exponential moving average over recorded steps, beta * Sigma + (1 - beta) * Sigma_batch.
+        include: fnmatch patterns over qualified module names (``model.named_modules()``); only
+            matching layers are covered. None: all supported layers.
+        exclude: fnmatch patterns of layers to leave to the base optimizer.
+        max_retries: failed Cholesky factorisations retry with 10x the damping this many times; then
+            the layer's raw gradient is used (logged).
+        process_group: torch.distributed group for the statistics (default group when initialised).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        damping: float = 1e-3,
+        damping_mode: str = "trace",
+        stat_every: int = 1,
+        inverse_every: int = 1,
+        ema: float | None = None,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+        max_retries: int = 4,
+        process_group=None,
+    ):
+        if not damping >= 0:
+            raise ValueError(f"damping must be >= 0, got {damping=}")
+        if damping_mode not in _DAMPING_MODES:
+            raise ValueError(f"damping_mode must be one of {_DAMPING_MODES}, got {damping_mode=!r}")
+        if int(stat_every) != stat_every or stat_every < 1:
+            raise ValueError(f"stat_every must be an integer >= 1, got {stat_every=}")
+        if int(inverse_every) != inverse_every or inverse_every < 1:
+            raise ValueError(f"inverse_every must be an integer >= 1, got {inverse_every=}")
+        if ema is not None and not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema must be None or in [0, 1), got {ema=}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries=}")
+        self.damping = float(damping)
+        self.damping_mode = damping_mode
+        self.stat_every = int(stat_every)
+        self.inverse_every = int(inverse_every)
+        self.ema = ema
+        self.max_retries = int(max_retries)
+        self.process_group = process_group
+        self.layers: dict[str, _Layer] = _find_layers(model, include, exclude)
+        self._step = 0
+        self._recording = True
+        self._handles = [
+            layer.module.register_forward_pre_hook(_make_hook(weakref.ref(self), layer))
+            for layer in self.layers.values()
+        ]
+        weakref.finalize(self, _remove_handles, self._handles)  # a dropped preconditioner unhooks itself
+
+    # ---- public -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def precondition_(self) -> None:
+        """Replace ``.grad`` of every covered weight (and bias) by its AP gradient, in place.
+
+        Consumes the statistics recorded since the last call, refreshes inverses that are due, and
+        advances the step counter. Layers without an inverse yet, or without a gradient, are left
+        unchanged.
+        """
+        if self._recording:
+            self._fold_statistics()
+        due = self._step % self.inverse_every == 0
+        for name, layer in self.layers.items():
+            if layer.inverse is None or (due and layer.fresh):
+                self._refresh(name, layer)
+            if layer.inverse is not None:
+                _apply(layer)
+        self._step += 1
+        self._recording = self._step % self.stat_every == 0
+
+    def attach(self, optimizer: torch.optim.Optimizer):
+        """Make ``optimizer.step()`` call ``precondition_()`` first; returns the hook handle."""
+        return optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.precondition_())
+
+    def remove(self) -> None:
+        """Remove the forward hooks (statistics are no longer recorded)."""
+        _remove_handles(self._handles)
+
+    def state_dict(self) -> dict:
+        layers = {name: {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+                         for k, v in layer.stateful().items()} for name, layer in self.layers.items()}
+        return {"step": self._step, "recording": self._recording, "layers": layers,
+                "config": {"damping": self.damping, "damping_mode": self.damping_mode,
+                           "stat_every": self.stat_every, "inverse_every": self.inverse_every, "ema": self.ema}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        layers = state_dict.get("layers")
+        if layers is None or set(layers) != set(self.layers):
+            have = None if layers is None else sorted(layers)
+            raise KeyError(f"preconditioner state covers layers {have}, this model has {sorted(self.layers)}")
+        for name, layer in self.layers.items():
+            layer.load(layers[name])
+        self._step = int(state_dict["step"])
+        self._recording = bool(state_dict["recording"])
+
+    def __repr__(self) -> str:
+        return (f"ActivationPreconditioner({len(self.layers)} layers, damping={self.damping}, "
+                f"damping_mode={self.damping_mode!r}, stat_every={self.stat_every}, "
+                f"inverse_every={self.inverse_every}, ema={self.ema})")
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _fold_statistics(self) -> None:
+        """All-reduce this step's sums across ranks and fold them into each layer's Sigma."""
+        layers = list(self.layers.values())
+        if not layers:
+            return
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size(self.process_group) > 1:
+            flat = torch.cat([layer.acc.reshape(-1) for layer in layers])
+            torch.distributed.all_reduce(flat, group=self.process_group)
+            offset = 0
+            for layer in layers:
+                size = layer.acc.numel()
+                layer.acc.copy_(flat[offset:offset + size].view_as(layer.acc))
+                offset += size
+        counts = torch.stack([layer.acc[-1, -1] for layer in layers]).tolist()  # one device sync
+        for layer, n in zip(layers, counts):
+            if n == 0:
+                continue
+            if self.ema is None:
+                layer.window = layer.acc.clone() if layer.window is None else layer.window.add_(layer.acc)
+            else:
+                batch = layer.acc / n
+                layer.window = batch if layer.window is None else layer.window.mul_(self.ema).add_(batch, alpha=1 - self.ema)
+            layer.fresh = True
+            layer.acc.zero_()
+
+    def _refresh(self, name: str, layer: "_Layer") -> None:
+        if not layer.fresh:
+            return
+        full = layer.window / layer.window[-1, -1] if self.ema is None else layer.window
+        sigma = full if layer.bias is not None else full[:-1, :-1]
+        d = sigma.shape[0]
+        layer.fresh = False
+        if self.ema is None:
+            layer.window = None
+        if not torch.isfinite(sigma).all():
+            logger.warning("DoPr: non-finite input covariance in layer %r; using its raw gradient", name)
+            layer.inverse, layer.tau = None, None
+            return
+        tau = self.damping * (sigma.diagonal().sum().item() / d if self.damping_mode == "trace" else 1.0)
+        tau = max(tau, _MIN_TAU)
+        eye = torch.eye(d, dtype=sigma.dtype, device=sigma.device)
+        for attempt in range(self.max_retries + 1):
+            factor, info = torch.linalg.cholesky_ex(sigma + tau * eye)
+            if info.item() == 0:
+                inverse = torch.cholesky_inverse(factor)
+                if torch.isfinite(inverse).all():
+                    layer.inverse, layer.tau = inverse, tau
+                    if attempt:
+                        logger.info("DoPr: layer %r factorised after raising tau to %.3g", name, tau)
+                    return
+            tau *= 10.0
+        logger.warning("DoPr: Cholesky of layer %r failed up to tau=%.3g; using its raw gradient", name, tau / 10)
+        layer.inverse, layer.tau = None, None
+
+
+class _Layer:
+    """One covered module: its parameters, running sums and cached inverse."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.weight = module.weight
+        self.bias = module.bias if module.bias is not None and module.bias.requires_grad else None
+        d_in = self.weight[0].numel()
+        # (d_in + 1)^2 sums of the augmented rows [z, 1]: Z^T Z, Z^T 1 and n (at [-1, -1]).
+        self.acc = torch.zeros(d_in + 1, d_in + 1, dtype=torch.float32, device=self.weight.device)
+        self.window: torch.Tensor | None = None  # ema=None: summed acc since refresh; else EMA of Sigma
+        self.fresh = False  # new statistics since the last refresh
+        self.inverse: torch.Tensor | None = None  # (Sigma + tau I)^-1, (d, d)
+        self.tau: float | None = None
+
+    def stateful(self) -> dict:
+        return {"acc": self.acc, "window": self.window, "fresh": self.fresh, "inverse": self.inverse,
+                "tau": self.tau}
+
+    def load(self, state: dict) -> None:
+        if tuple(state["acc"].shape) != tuple(self.acc.shape):
+            raise ValueError(f"preconditioner state has sums of shape {tuple(state['acc'].shape)}, "
+                             f"layer needs {tuple(self.acc.shape)}")
+        device = self.weight.device
+        self.acc = state["acc"].to(device=device, dtype=torch.float32).clone()
+        self.window = None if state["window"] is None else state["window"].to(device).clone()
+        self.fresh = bool(state["fresh"])
+        self.inverse = None if state["inverse"] is None else state["inverse"].to(device).clone()
+        self.tau = state["tau"]
+
+
+def _make_hook(owner: "weakref.ref[ActivationPreconditioner]", layer: _Layer):
+    def hook(module: nn.Module, args: tuple) -> None:
+        preconditioner = owner()
+        if preconditioner is None or not (preconditioner._recording and module.training and torch.is_grad_enabled()):
+            return
+        _accumulate(layer, args[0])
+
+    return hook
+
+
+def _remove_handles(handles: list) -> None:
+    for handle in handles:
+        handle.remove()
+    handles.clear()
+
+
+def _find_layers(model: nn.Module, include, exclude) -> dict[str, _Layer]:
+    include = None if include is None else list(include)
+    exclude = [] if exclude is None else list(exclude)
+    layers, matched = {}, set()
+    for name, module in model.named_modules():
+        if not isinstance(module, _SUPPORTED):
+            continue
+        if include is not None:
+            hits = [p for p in include if fnmatch.fnmatchcase(name, p)]
+            if not hits:
+                continue
+            matched.update(hits)
+        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        if not module.weight.requires_grad:
+            continue
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups != 1:
+            logger.warning("DoPr: %r is a grouped conv (groups=%d); it gets the base optimizer only",
+                           name, module.groups)
+            continue
+        if any(layer.module is module for layer in layers.values()):
+            continue
+        layers[name] = _Layer(module)
+    if include is not None and set(include) - matched:
+        raise ValueError(f"include patterns {sorted(set(include) - matched)} match no Linear/Conv1d/Conv2d "
+                         f"module of the model")
+    return layers
+
+
+def _rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Input rows Z (n, d_in) in the layout of ``weight.view(out, -1)``."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1])
+    is_1d = isinstance(module, nn.Conv1d)
+    if module.padding_mode != "zeros":
+        x = F.pad(x, module._reversed_padding_repeated_twice, mode=module.padding_mode)
+    elif any(module._reversed_padding_repeated_twice):
+        x = F.pad(x, module._reversed_padding_repeated_twice)
+    if is_1d:
+        x = x.unsqueeze(-2)  # (B, C, 1, L): Conv1d as a Conv2d of height 1
+        kernel, dilation, stride = (1, *module.kernel_size), (1, *module.dilation), (1, *module.stride)
+    else:
+        kernel, dilation, stride = module.kernel_size, module.dilation, module.stride
+    if x.dim() == 3:  # unbatched Conv2d input (C, H, W)
+        x = x.unsqueeze(0)
+    patches = F.unfold(x, kernel, dilation=dilation, stride=stride)  # (B, C*k, L)
+    return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+
+
+def _accumulate(layer: _Layer, x: torch.Tensor) -> None:
+    """Add this input's Z^T Z, Z^T 1 and n to the layer's sums (float32, autocast off)."""
+    with torch.autocast(device_type=x.device.type, enabled=False), torch.no_grad():
+        if isinstance(layer.module, nn.Conv1d) and x.dim() == 2:
+            x = x.unsqueeze(0)  # unbatched (C, L)
+        z = _rows(layer.module, x.detach()).float()  # (n, d_in)
+        acc = layer.acc
+        acc[:-1, :-1].addmm_(z.T, z)
+        if layer.bias is not None:
+            s = z.sum(0)
+            acc[-1, :-1].add_(s)
+            acc[:-1, -1].add_(s)
+        acc[-1, -1].add_(z.shape[0])
+
+
+def _apply(layer: _Layer) -> None:
+    """Replace [dW, db] by [dW, db] (Sigma + tau I)^-1 in place; a non-finite result keeps the raw grad."""
+    weight, bias = layer.weight, layer.bias
+    if weight.grad is None:
+        return
+    out = weight.shape[0]
+    g = weight.grad.reshape(out, -1).float()
+    if bias is not None:
+        bias_grad = torch.zeros(out, dtype=torch.float32, device=g.device) if bias.grad is None else bias.grad.float()
+        g = torch.cat([g, bias_grad[:, None]], dim=1)  # (out, d_in + 1)
+    m = g @ layer.inverse
+    m = torch.where(torch.isfinite(m).all(), m, g)  # never hand a non-finite AP gradient on (no sync)
+    if bias is not None:
+        weight.grad.copy_(m[:, :-1].reshape(weight.shape))
+        if bias.grad is None:
+            bias.grad = m[:, -1].to(bias.dtype).clone()
+        else:
+            bias.grad.copy_(m[:, -1])
+    else:
+        weight.grad.copy_(m.reshape(weight.shape))
+
+
+# ---- registry entries ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _DoPrConfig(OptimizerConfig):
+    """DoPr hyperparameters on top of the base optimizer's (see :class:`DoPr`).
+
+    Args:
+        damping: tau = damping * tr(Sigma)/d (trace mode) or damping (absolute mode).
+        damping_mode: "trace" or "absolute".
+        stat_every: record input statistics every this many steps.
+        inverse_every: refresh the cached (Sigma + tau I)^-1 every this many steps.
+        ema: None (mean over the rows since the last refresh) or the EMA coefficient of Sigma.
+        momentum: Muon's Nesterov momentum (dopr-muon only).
+    """
+
+    damping: float = 1e-3
+    damping_mode: str = "trace"
+    stat_every: int = 1
+    inverse_every: int = 1
+    ema: float | None = None
+    momentum: float = 0.95
+    _base = "adamw"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.damping >= 0:
+            raise ValueError(f"damping must be >= 0, got {self.damping=}")
+        if self.damping_mode not in _DAMPING_MODES:
+            raise ValueError(f"damping_mode must be one of {_DAMPING_MODES}, got {self.damping_mode=!r}")
+        if self.stat_every < 1 or self.inverse_every < 1:
+            raise ValueError(f"stat_every and inverse_every must be >= 1, got {self.stat_every=}, {self.inverse_every=}")
+        if self.ema is not None and not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be None or in [0, 1), got {self.ema=}")
+
+    def build(self, model: nn.Module) -> DoPr:
+        return DoPr(model, base=self._base, lr=self.lr, weight_decay=self.weight_decay, betas=self.betas,
+                    eps=self.eps, momentum=self.momentum, damping=self.damping, damping_mode=self.damping_mode,
+                    stat_every=self.stat_every, inverse_every=self.inverse_every, ema=self.ema)
+
+
+@register_optimizer("dopr-adamw")
+@dataclass(frozen=True)
+class DoPrAdamWConfig(_DoPrConfig):
+    """DoPr with AdamW as the gradient preconditioner (weight decay on matrices only)."""
+
+    _base = "adamw"
+
+
+@register_optimizer("dopr-muon")
+@dataclass(frozen=True)
+class DoPrMuonConfig(_DoPrConfig):
+    """DoPr with Muon on hidden matrices (conv weights flattened) and AdamW on the rest."""
+
+    _base = "muon"
