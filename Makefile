@@ -6,7 +6,7 @@ STAMP := $(VENV)/.ttfkit-installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup demo test clean
+.PHONY: setup lerobot demo test clean
 
 setup: $(STAMP)
 
@@ -18,10 +18,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# LeRobot 0.4.4 integration (tests/lerobot): kept out of the core install. --no-deps everywhere, since
+# every LeRobot release pins torch < 2.13; the torchvision shim (.pth + module) goes into site-packages.
+LEROBOT_STAMP := $(VENV)/.ttfkit-lerobot-installed
+lerobot: $(LEROBOT_STAMP)
+
+$(LEROBOT_STAMP): $(STAMP) requirements-lerobot.txt tools/_ttfkit_torchvision_shim.py tools/ttfkit_torchvision_shim.pth
+	$(PY) -m pip install --quiet --no-deps -r requirements-lerobot.txt
+	cp tools/_ttfkit_torchvision_shim.py tools/ttfkit_torchvision_shim.pth \
+	    "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+	$(PY) -c "import torch, torchvision, lerobot.policies.factory; \
+	    assert torch.__version__.startswith('2.13.0'), torch.__version__; \
+	    print('lerobot', lerobot.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $(LEROBOT_STAMP)
+
 demo: setup
 	$(VENV)/bin/ttf gap --preset demo --out outputs/demo
 
-test: setup
+test: setup lerobot
 	$(PY) -m pytest
 
 clean:
