@@ -79,10 +79,10 @@ class SequenceDataset(Dataset):
         self.split = split
         self.path = buffer.path
 
-        for key in (*self.obs_keys, action_key):
-            buffer[key]  # KeyError naming the path and the key if it is unknown
         if buffer.n_episodes == 0:
             raise ValueError(f"{buffer.path}: the store has no episodes")
+        for key in (*self.obs_keys, action_key):
+            buffer[key]  # KeyError naming the path and the key if it is unknown
         act_shape = buffer[action_key].shape
         if len(act_shape) != 2:
             raise ValueError(f"{buffer.path}: action key {action_key!r} has shape {act_shape}; "

@@ -99,9 +99,12 @@ class Normalizer(nn.Module):
     def load(cls, path: str | os.PathLike) -> Normalizer:
         """Load a normaliser written by :meth:`save`."""
         path = Path(path)
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            with safetensors.safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (OSError, safetensors.SafetensorError) as e:
+            raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a ttfkit normalizer file (metadata {meta})")
         if meta.get("version") != _VERSION:
