@@ -1,5 +1,6 @@
 """ttfkit.optim: the optimizer registry (AdamW, Muon) and DoPr double preconditioning."""
 
+from ttfkit.optim.dopr import ActivationPreconditioner, DoPr
 from ttfkit.optim.hybrid import HybridOptimizer
 from ttfkit.optim.registry import (
     OptimizerConfig,
@@ -11,6 +12,8 @@ from ttfkit.optim.registry import (
 )
 
 __all__ = [
+    "ActivationPreconditioner",
+    "DoPr",
     "HybridOptimizer",
     "OptimizerConfig",
     "get_optimizer_config",
