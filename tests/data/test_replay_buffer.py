@@ -201,21 +201,21 @@ def test_error_non_monotonic_ends(tmp_path):
         ReplayBuffer.open(path)
 
 
-def test_error_ends_out_of_range(tmp_path):
-    path = _raw_store(tmp_path / "s.zarr", [3, 8], lengths=5)
-    with pytest.raises(ValueError, match=r"s\.zarr.*data/action has length 5.*= 8"):
+@pytest.mark.parametrize("case", ["end_beyond_all_data", "one_key_shorter_than_last_end"])
+def test_error_ends_out_of_range_or_data_length_differs(tmp_path, case):
+    path = _raw_store(tmp_path / "s.zarr", [3, 8], lengths=8 if case.startswith("one") else 5)
+    if case.startswith("one"):  # action matches the last end, state is shorter
+        root = zarr.open_group(str(path), mode="r+")
+        root["data"].create_array("state", data=np.zeros((7, 4), np.float32))
+    key, n = ("state", 7) if case.startswith("one") else ("action", 5)
+    with pytest.raises(ValueError, match=rf"s\.zarr: data/{key} has length {n} but "
+                                         rf"meta/episode_ends\[-1\] = 8"):
         ReplayBuffer.open(path)
 
 
 def test_error_zero_or_negative_first_end(tmp_path):
     path = _raw_store(tmp_path / "s.zarr", [0, 4])
     with pytest.raises(ValueError, match=r"s\.zarr.*entry 0 is 0"):
-        ReplayBuffer.open(path)
-
-
-def test_error_data_length_differs_from_last_end(tmp_path):
-    path = _raw_store(tmp_path / "s.zarr", [3, 8], lengths=7)
-    with pytest.raises(ValueError, match=r"s\.zarr.*data/action.*length 7.*8"):
         ReplayBuffer.open(path)
 
 
