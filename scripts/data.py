@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ttfkit.scripts.data:INFO", "episodes, steps, keys (shape/dtype/min/max) of a store"),
     "import-robomimic": ("ttfkit.scripts.data:IMPORT_ROBOMIMIC",
                          "convert a robomimic HDF5 file to a zarr store"),
+    "export-lerobot": ("ttfkit.scripts.data_lerobot", "write a zarr store as a LeRobotDataset v3.0"),
+    "import-lerobot": ("ttfkit.scripts.data_lerobot", "convert a LeRobotDataset to a zarr store"),
 }
 
 
