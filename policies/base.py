@@ -162,6 +162,11 @@ class ChunkPolicy(nn.Module):
             noise = self.draw_loss_noise(actions.shape[0], generator, actions.device)
         return self._loss(cond, actions, noise)
 
+    def forward(self, batch: dict, generator: torch.Generator | None = None,
+                noise: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``compute_loss`` (so DistributedDataParallel, which syncs gradients through forward, wraps it)."""
+        return self.compute_loss(batch, generator=generator, noise=noise)
+
     @torch.no_grad()
     def predict_action_chunk(self, obs_batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
                              noise: torch.Tensor | None = None) -> torch.Tensor:

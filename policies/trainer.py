@@ -1,0 +1,422 @@
+"""Training loop for chunk policies: ``TrainConfig`` + ``train(config)`` (behind ``ttf train``).
+
+Reproducibility by construction: each step's batch indices and loss noise are pure functions of
+(seed, step) (``_step_generator``): the sample order is an epoch-wise permutation seeded by
+(seed, epoch), sliced by step, and the noise/times are drawn for the whole global batch and sliced
+per rank. Nothing in the loop reads a stateful iterator or the global RNG, so ``resume`` continues
+bit for bit on CPU and a W-process DDP run sees exactly the batch and noise of one process.
+
+Run directory::
+
+    RUN_DIR/train_config.json              resolved TrainConfig
+    RUN_DIR/metrics.csv                    step, train_loss, val_loss, lr, grad_norm, samples_per_s
+    RUN_DIR/checkpoints/step_XXXXXX/       policy checkpoint (+ EMA) + trainer state (optimizer,
+                                           scheduler, EMA count, metric accumulators)
+
+Validation loss is computed on held-out *episodes* (``val_fraction``) with the EMA weights, on a
+fixed subset of windows with fixed noise and times (a generator seeded by ``seed`` alone), so values
+are comparable across checkpoints. LR: linear warmup, then cosine decay to ``min_lr_ratio`` · lr.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler, default_collate
+
+__all__ = ["TrainConfig", "train"]
+
+logger = logging.getLogger(__name__)
+
+_METRIC_FIELDS = ("step", "train_loss", "val_loss", "lr", "grad_norm", "samples_per_s")
+_CKPT_RE = re.compile(r"^step_(\d{6,})$")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (saved as RUN_DIR/train_config.json).
+
+    Args:
+        dataset: path of a zarr store (``ttfkit.data.ReplayBuffer`` layout).
+        out: run directory.
+        policy: registered policy name ("flow", "diffusion").
+        backbone: "mlp", "unet" or "transformer".
+        optim: optimizer registry name ("adamw", "muon", "dopr-adamw", "dopr-muon").
+        steps: optimizer steps.
+        batch: global batch size (split evenly over DDP ranks).
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay (matrices only, see ttfkit.optim).
+        warmup_steps: linear warmup steps.
+        min_lr_ratio: final LR as a fraction of ``lr`` at the end of the cosine.
+        grad_clip: max global gradient norm (0 disables clipping; the norm is still logged).
+        ckpt_every: checkpoint (and validate) every this many steps, and at the last step.
+        log_every: write a metrics row every this many steps (train loss averaged over them).
+        seed: seed of initialisation, data order, loss noise and the validation split.
+        val_fraction: fraction of episodes held out for validation (0: no validation).
+        val_max_samples: validation windows used (an evenly spaced, fixed subset).
+        horizon: H.
+        n_obs_steps: To.
+        n_action_steps: actions executed per chunk.
+        obs_keys: observation keys of the dataset used by the policy.
+        action_key: dataset action key.
+        normalizer_mode: "minmax" or "meanstd" for state keys (images are fixed [0,1] -> [-1,1]).
+        ema: keep an EMA of the weights (used for validation and saved for evaluation).
+        ema_power: EMA warmup power (see ttfkit.policies.ema).
+        ema_max_decay: EMA decay ceiling.
+        policy_options: extra policy config fields, e.g. {"num_steps": 5} or {"encoder": {...}}.
+        backbone_options: backbone config fields, e.g. {"down_dims": [256, 512, 1024]}.
+        num_workers: DataLoader worker processes.
+        device: "cpu", "cuda" (each DDP rank uses cuda:LOCAL_RANK) or "auto".
+    """
+
+    dataset: str
+    out: str
+    policy: str = "flow"
+    backbone: str = "mlp"
+    optim: str = "adamw"
+    steps: int = 2000
+    batch: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 1e-6
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    ckpt_every: int = 1000
+    log_every: int = 10
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_max_samples: int = 1024
+    horizon: int = 16
+    n_obs_steps: int = 2
+    n_action_steps: int = 8
+    obs_keys: tuple[str, ...] = ("agent_pos", "environment_state")
+    action_key: str = "action"
+    normalizer_mode: str = "minmax"
+    ema: bool = True
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
+    policy_options: dict = field(default_factory=dict)
+    backbone_options: dict = field(default_factory=dict)
+    num_workers: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
+        for name in ("steps", "batch", "ckpt_every", "log_every", "val_max_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr=}")
+        if self.warmup_steps < 0 or self.grad_clip < 0 or self.num_workers < 0:
+            raise ValueError(f"TrainConfig: warmup_steps, grad_clip, num_workers must be >= 0, got "
+                             f"{self.warmup_steps=}, {self.grad_clip=}, {self.num_workers=}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"TrainConfig: min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio=}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"TrainConfig: val_fraction must lie in [0, 1), got {self.val_fraction=}")
+        if not self.obs_keys:
+            raise ValueError("TrainConfig: obs_keys is empty")
+        if self.normalizer_mode not in ("minmax", "meanstd"):
+            raise ValueError(f"TrainConfig: normalizer_mode must be 'minmax' or 'meanstd', got {self.normalizer_mode!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"TrainConfig: device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+        reserved = {"obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps", "action_key",
+                    "backbone", "backbone_options"} & set(self.policy_options)
+        if reserved:
+            raise ValueError(f"TrainConfig: policy_options may not set {sorted(reserved)}; use the TrainConfig fields")
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        from ttfkit.policies.registry import config_from_dict
+
+        return config_from_dict(cls, data)
+
+
+def train(config: TrainConfig, resume: bool = False,
+          progress: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+    """Train; returns the last checkpoint directory.
+
+    ``resume`` continues from the newest checkpoint in ``config.out`` (whose train_config.json must
+    equal ``config``). ``progress(step, metrics)`` is called on rank 0 after every step (for a
+    progress bar). Under ``torchrun`` (WORLD_SIZE > 1) runs DDP: gloo on CPU, nccl on CUDA.
+    """
+    from ttfkit.data import Normalizer, ReplayBuffer, SequenceDataset
+    from ttfkit.optim import make_optimizer
+    from ttfkit.policies.checkpoint import read_trainer_state, read_weights, save
+    from ttfkit.policies.ema import EMA, EMAConfig
+    from ttfkit.policies.registry import make_policy
+
+    rank, world, device, owns_group = _init_distributed(config.device)
+    try:
+        if config.batch % world:
+            raise ValueError(f"global batch {config.batch} must be divisible by the {world} DDP processes")
+        run = Path(config.out)
+        ckpt_root = run / "checkpoints"
+        last = _latest_checkpoint(ckpt_root)
+        if resume:
+            if last is None:
+                raise FileNotFoundError(f"--resume: no checkpoint under {ckpt_root}")
+            _check_same_config(run / "train_config.json", config)
+        elif last is not None:
+            raise FileExistsError(f"{run} already has checkpoints ({last.name}); pass --resume or a new --out")
+        if rank == 0:
+            run.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(run / "train_config.json", config.to_dict())
+
+        buffer = ReplayBuffer.open(config.dataset, mode="r")
+        window = dict(horizon=config.horizon, n_obs_steps=config.n_obs_steps, n_action_steps=config.n_action_steps,
+                      obs_keys=config.obs_keys, action_key=config.action_key, seed=config.seed,
+                      val_fraction=config.val_fraction)
+        train_set = SequenceDataset(buffer, split="train", **window)
+        val_set = SequenceDataset(buffer, split="val", **window) if config.val_fraction > 0 else None
+        sample = train_set[0]
+        normalizer = Normalizer.fit(buffer, [*config.obs_keys, config.action_key], mode=config.normalizer_mode)
+
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG left untouched
+            torch.manual_seed(config.seed)
+            policy = make_policy(config.policy, normalizer=normalizer,
+                                 obs_shapes={k: tuple(v.shape[1:]) for k, v in sample["obs"].items()},
+                                 action_dim=int(sample["action"].shape[-1]), horizon=config.horizon,
+                                 n_obs_steps=config.n_obs_steps, n_action_steps=config.n_action_steps,
+                                 action_key=config.action_key, backbone=config.backbone,
+                                 backbone_options=config.backbone_options, **config.policy_options).to(device)
+        optimizer = make_optimizer(config.optim, policy, lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+        ema = EMA(policy, EMAConfig(power=config.ema_power, max_decay=config.ema_max_decay)) if config.ema else None
+        acc = {"loss": 0.0, "grad_norm": 0.0, "count": 0}
+        start = 0
+        if resume:
+            model_sd, ema_sd = read_weights(last)
+            policy.load_state_dict(model_sd)
+            state = read_trainer_state(last)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if ema is not None:
+                ema.load_state_dict({"shadow": ema_sd, "n_updates": state["ema_updates"]})
+            acc = state["accumulators"]
+            start = int(state["step"])
+            logger.info("resumed %s at step %d", run, start)
+        if rank == 0:
+            _truncate_metrics(run / "metrics.csv", start)
+
+        logger.info("training %s/%s (%d params) with %s on %s, world size %d, %d train windows, steps %d..%d",
+                    config.policy, config.backbone, policy.num_params, config.optim, device, world,
+                    len(train_set), start + 1, config.steps)
+        model = policy
+        if world > 1:
+            model = torch.nn.parallel.DistributedDataParallel(
+                policy, device_ids=[device.index] if device.type == "cuda" else None)
+        per_rank = config.batch // world
+        loader = DataLoader(train_set, batch_sampler=_StepBatches(len(train_set), config, start, rank, world),
+                            num_workers=config.num_workers, collate_fn=default_collate)
+        val_loss = float("nan")
+        last_row_time, last_row_step = time.perf_counter(), start
+        step = start
+        ckpt = last
+        for step, batch in enumerate(loader, start=start + 1):
+            policy.train()
+            noise = policy.draw_loss_noise(config.batch, _step_generator(config.seed, step, 1), "cpu")
+            noise = {k: v[rank * per_rank:(rank + 1) * per_rank].to(device) for k, v in noise.items()}
+            batch = _to_device(batch, device)
+            loss, _ = model(batch, noise=noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(),
+                                                       config.grad_clip if config.grad_clip > 0 else math.inf)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(policy)
+            loss_value = loss.detach()
+            if world > 1:
+                torch.distributed.all_reduce(loss_value)
+                loss_value /= world
+            acc = {"loss": acc["loss"] + loss_value.item(), "grad_norm": acc["grad_norm"] + grad_norm.item(),
+                   "count": acc["count"] + 1}
+            is_ckpt = step % config.ckpt_every == 0 or step == config.steps
+            if is_ckpt and rank == 0:
+                val_loss = _validate(ema.shadow if ema is not None else policy, val_set, config, device)
+            if rank == 0 and (step % config.log_every == 0 or is_ckpt):
+                now = time.perf_counter()
+                row = {"step": step, "train_loss": acc["loss"] / acc["count"],
+                       "val_loss": val_loss if is_ckpt else "", "lr": scheduler.get_last_lr()[0],
+                       "grad_norm": acc["grad_norm"] / acc["count"],
+                       "samples_per_s": (step - last_row_step) * config.batch / max(now - last_row_time, 1e-9)}
+                _append_metrics(run / "metrics.csv", row)
+                acc = {"loss": 0.0, "grad_norm": 0.0, "count": 0}
+                last_row_time, last_row_step = now, step
+            if is_ckpt:
+                ckpt = ckpt_root / f"step_{step:06d}"
+                if rank == 0:
+                    trainer_state = {"step": step, "optimizer": optimizer.state_dict(),
+                                     "scheduler": scheduler.state_dict(),
+                                     "ema_updates": ema.n_updates if ema is not None else 0,
+                                     "accumulators": acc}
+                    metadata = {"train_config": config.to_dict(), "step": step, "val_loss": _finite_or_none(val_loss),
+                                "train_episodes": train_set.episode_indices.tolist(),
+                                "val_episodes": val_set.episode_indices.tolist() if val_set is not None else []}
+                    save(policy, ckpt, ema=ema.shadow if ema is not None else None, metadata=metadata,
+                         trainer_state=trainer_state)
+                if world > 1:
+                    torch.distributed.barrier()
+            if rank == 0 and progress is not None:
+                progress(step, {"loss": loss_value.item(), "lr": scheduler.get_last_lr()[0],
+                                "val_loss": val_loss})
+        return ckpt
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
+
+
+class _StepBatches(Sampler):
+    """Yields this rank's dataset indices for steps start+1 .. config.steps (pure in (seed, step))."""
+
+    def __init__(self, n: int, config: TrainConfig, start: int, rank: int, world: int):
+        self.n, self.config, self.start, self.rank, self.world = n, config, start, rank, world
+        self._perms: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.config.steps - self.start
+
+    def __iter__(self):
+        for step in range(self.start + 1, self.config.steps + 1):
+            yield _global_indices(self.n, self.config.batch, self.config.seed, step, self._perms)[
+                self.rank * (self.config.batch // self.world):(self.rank + 1) * (self.config.batch // self.world)
+            ].tolist()
+
+
+def _global_indices(n: int, batch: int, seed: int, step: int, cache: dict[int, np.ndarray]) -> np.ndarray:
+    """Dataset indices of step ``step``'s global batch: positions (step-1)·B .. step·B-1 of the
+    concatenation of per-epoch permutations, epoch e's permutation seeded by (seed, e)."""
+    pos = np.arange((step - 1) * batch, step * batch, dtype=np.int64)
+    epochs = pos // n
+    out = np.empty(batch, dtype=np.int64)
+    for e in np.unique(epochs):
+        if e not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            cache[int(e)] = np.random.default_rng(np.random.SeedSequence([seed, 0, int(e)])).permutation(n)
+        sel = epochs == e
+        out[sel] = cache[int(e)][pos[sel] % n]
+    return out
+
+
+def _step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A CPU torch generator determined by (seed, step, stream) alone."""
+    state = np.random.SeedSequence([seed, stream, step]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
+    warm, total, floor = config.warmup_steps, config.steps, config.min_lr_ratio
+
+    def factor(i: int) -> float:  # i = optimizer steps taken so far
+        if i < warm:
+            return (i + 1) / warm
+        progress = min(1.0, (i - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+@torch.no_grad()
+def _validate(policy, val_set, config: TrainConfig, device: torch.device) -> float:
+    """Mean loss on a fixed subset of validation windows with fixed noise (seeded by config.seed)."""
+    if val_set is None:
+        return float("nan")
+    policy.eval()
+    idx = np.unique(np.linspace(0, len(val_set) - 1, min(config.val_max_samples, len(val_set))).round().astype(int))
+    gen = _step_generator(config.seed, 0, 2)
+    total, count = 0.0, 0
+    for chunk in np.array_split(idx, max(1, math.ceil(len(idx) / config.batch))):
+        batch = _to_device(default_collate([val_set[int(i)] for i in chunk]), device)
+        noise = {k: v.to(device) for k, v in policy.draw_loss_noise(len(chunk), gen, "cpu").items()}
+        loss, _ = policy.compute_loss(batch, noise=noise)
+        total += loss.item() * len(chunk)
+        count += len(chunk)
+    return total / count
+
+
+def _init_distributed(device: str) -> tuple[int, int, torch.device, bool]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world <= 1:
+        return 0, 1, dev, False
+    owns = not torch.distributed.is_initialized()
+    if owns:
+        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size(), dev, owns
+
+
+def _to_device(batch, device: torch.device):
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _latest_checkpoint(root: Path) -> Path | None:
+    if not root.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CKPT_RE.match(p.name)) and p.is_dir()]
+    return max(found)[1] if found else None
+
+
+def _check_same_config(path: Path, config: TrainConfig) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {path} is missing")
+    saved = json.loads(path.read_text())
+    now = config.to_dict()
+    diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+    if diff:
+        raise ValueError(f"--resume: config differs from {path} (saved, given): {diff}")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows after ``step`` (written after the checkpoint we resume from); fresh file at 0."""
+    rows = []
+    if path.is_file() and step > 0:
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    with path.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=_METRIC_FIELDS).writerow(
+            {k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None

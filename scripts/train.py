@@ -1,0 +1,111 @@
+"""Train a flow or diffusion policy on a zarr dataset.
+
+Example::
+
+    ttf train --dataset data/pick_place.zarr --policy flow --backbone mlp --optim adamw \\
+        --steps 3000 --batch 256 --lr 3e-4 --ckpt-every 1000 --out runs/pp_flow
+    ttf train ... --out runs/pp_flow --resume          # continue from the newest checkpoint
+    torchrun --nproc_per_node 2 -m ttfkit.scripts.cli train ...   # DDP (gloo on CPU, nccl on GPU)
+
+Writes RUN_DIR/train_config.json, RUN_DIR/metrics.csv and RUN_DIR/checkpoints/step_XXXXXX/
+(load one with ``ttfkit.policies.load``; ``ttf eval`` takes the same path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+__all__ = ["add_arguments", "main"]
+
+
+def _kv(text: str) -> tuple[str, object]:
+    """key=value with a JSON value (strings may be bare): hidden_dim=256, down_dims=[256,512,1024]."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ttfkit.policies.trainer import TrainConfig
+
+    d = TrainConfig(dataset="", out="")
+    parser.add_argument("--dataset", required=True, help="zarr store (ReplayBuffer layout)")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--policy", default=d.policy, choices=["flow", "diffusion"])
+    parser.add_argument("--backbone", default=d.backbone, choices=["unet", "mlp", "transformer"])
+    parser.add_argument("--optim", default=d.optim, help="adamw | muon | dopr-adamw | dopr-muon")
+    parser.add_argument("--steps", type=int, default=d.steps)
+    parser.add_argument("--batch", type=int, default=d.batch, help="global batch size")
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--warmup", type=int, default=d.warmup_steps, help="linear warmup steps")
+    parser.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max grad norm (0: off)")
+    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    parser.add_argument("--log-every", type=int, default=d.log_every)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    parser.add_argument("--val-max-samples", type=int, default=d.val_max_samples)
+    parser.add_argument("--horizon", type=int, default=d.horizon)
+    parser.add_argument("--n-obs-steps", type=int, default=d.n_obs_steps)
+    parser.add_argument("--n-action-steps", type=int, default=d.n_action_steps)
+    parser.add_argument("--obs-keys", nargs="+", default=list(d.obs_keys))
+    parser.add_argument("--normalizer-mode", default=d.normalizer_mode, choices=["minmax", "meanstd"])
+    parser.add_argument("--no-ema", action="store_true", help="do not keep an EMA of the weights")
+    parser.add_argument("--policy-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                        help="policy config field, e.g. num_steps=5, sampler=midpoint, prediction_type=sample")
+    parser.add_argument("--backbone-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                        help="backbone config field, e.g. hidden_dim=512 or down_dims=[256,512,1024]")
+    parser.add_argument("--num-workers", type=int, default=d.num_workers)
+    parser.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ttfkit.policies.trainer import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if os.environ.get("TTF_TRAIN_THREADS"):
+        torch.set_num_threads(int(os.environ["TTF_TRAIN_THREADS"]))
+    config = TrainConfig(
+        dataset=args.dataset, out=args.out, policy=args.policy, backbone=args.backbone, optim=args.optim,
+        steps=args.steps, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+        warmup_steps=args.warmup, grad_clip=args.grad_clip, ckpt_every=args.ckpt_every,
+        log_every=args.log_every, seed=args.seed, val_fraction=args.val_fraction,
+        val_max_samples=args.val_max_samples, horizon=args.horizon, n_obs_steps=args.n_obs_steps,
+        n_action_steps=args.n_action_steps, obs_keys=tuple(args.obs_keys), normalizer_mode=args.normalizer_mode,
+        ema=not args.no_ema, policy_options=dict(args.policy_option), backbone_options=dict(args.backbone_option),
+        num_workers=args.num_workers, device=args.device,
+    )
+    rank = int(os.environ.get("RANK", "0"))
+    bar = None
+    if rank == 0 and not args.no_progress:
+        bar = tqdm(total=config.steps, desc=f"train {config.policy}/{config.backbone}", unit="step", dynamic_ncols=True)
+
+    def progress(step: int, metrics: dict) -> None:
+        if bar is None:
+            return
+        bar.n = step
+        val = metrics["val_loss"]
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
+                        val="-" if val != val else f"{val:.4f}", refresh=False)
+        bar.update(0)
+
+    if bar is not None and args.resume:
+        bar.set_description("resume")
+    ckpt = train(config, resume=args.resume, progress=progress)
+    if bar is not None:
+        bar.close()
+    if rank == 0:
+        print(f"done: {config.steps} steps; last checkpoint {ckpt}; metrics {os.path.join(config.out, 'metrics.csv')}")
+    return 0

@@ -1,0 +1,26 @@
+"""Fixtures for policy tests: a tiny synthetic zarr store whose action is a function of the state."""
+
+import numpy as np
+import pytest
+
+from ttfkit.data import ReplayBuffer
+
+
+def write_store(path, n_episodes=6, length=24, seed=0, pixels=False):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(7, 2))
+    buffer = ReplayBuffer.create(path, attrs={"source": "synthetic test store"})
+    for _ in range(n_episodes):
+        pos = np.cumsum(rng.normal(scale=0.1, size=(length, 3)), axis=0).astype(np.float32)
+        env = np.repeat(rng.uniform(-1, 1, size=(1, 4)), length, axis=0).astype(np.float32)
+        action = np.tanh(np.concatenate([pos, env], axis=1) @ w).astype(np.float32)
+        episode = {"agent_pos": pos, "environment_state": env, "action": action}
+        if pixels:
+            episode["pixels"] = rng.integers(0, 256, size=(length, 84, 84, 3), dtype=np.uint8)
+        buffer.add_episode(episode)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    return write_store(tmp_path_factory.mktemp("store") / "tiny.zarr")

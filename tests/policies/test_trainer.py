@@ -1,0 +1,99 @@
+"""Trainer: exact resume after an interruption, metrics, checkpoints, LR schedule, fixed validation."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from ttfkit.policies import load
+from ttfkit.policies.checkpoint import read_weights
+from ttfkit.policies.trainer import TrainConfig, _global_indices, _lr_lambda, train
+
+TINY = dict(batch=8, lr=1e-3, warmup_steps=2, ckpt_every=4, log_every=1, val_fraction=0.34, horizon=8,
+            n_obs_steps=2, n_action_steps=4, backbone_options={"hidden_dim": 32, "n_blocks": 1},
+            policy_options={"encoder": {"lowdim_hidden": 16, "lowdim_features": 8}, "num_steps": 2})
+
+
+def _rows(run):
+    with open(run / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in csv.DictReader(f)]
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("optim", ["adamw", "muon"])
+def test_resume_after_interruption_reproduces_the_run_exactly(tmp_path, tiny_store, optim):
+    full = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "a"), steps=8, optim=optim, **TINY)
+    last = train(full)
+    assert last.name == "step_000008"
+
+    cut = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "b"), steps=8, optim=optim, **TINY)
+
+    def crash(step, metrics):
+        if step == 6:  # two steps past the checkpoint at 4: their rows must be dropped on resume
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train(cut, progress=crash)
+    assert [r["step"] for r in _rows(tmp_path / "b")] == [str(s) for s in range(1, 7)]
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cut)
+    train(cut, resume=True)
+
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    for which in (0, 1):  # model and EMA weights, bit for bit
+        a = read_weights(tmp_path / "a/checkpoints/step_000008")[which]
+        b = read_weights(tmp_path / "b/checkpoints/step_000008")[which]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_outputs_metrics_and_loadable_checkpoints(tmp_path, tiny_store):
+    config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "r"), steps=8, **TINY)
+    train(config)
+    run = tmp_path / "r"
+    assert TrainConfig.from_dict(json.loads((run / "train_config.json").read_text())) == config
+    rows = _rows(run)
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    val = {int(r["step"]): r["val_loss"] for r in rows}
+    assert val[1] == "" and math.isfinite(float(val[4])) and math.isfinite(float(val[8]))
+    lrs = [float(r["lr"]) for r in rows]
+    lam = _lr_lambda(config)
+    assert lrs == pytest.approx([1e-3 * lam(s) for s in range(1, 9)])
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000004", "step_000008"]
+    policy = load(run / "checkpoints/step_000008")
+    meta = json.loads((run / "checkpoints/step_000008/config.json").read_text())["metadata"]
+    assert meta["step"] == 8 and not set(meta["train_episodes"]) & set(meta["val_episodes"])
+    assert len(meta["val_episodes"]) == 2
+    obs = {"agent_pos": torch.zeros(1, 2, 3), "environment_state": torch.zeros(1, 2, 4)}
+    assert policy.predict_action_chunk(obs).shape == (1, 8, 2)
+    with pytest.raises(ValueError, match="lr"):
+        train(TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "r"), steps=8, **{**TINY, "lr": 5e-4}),
+              resume=True)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    lam = _lr_lambda(TrainConfig(dataset="", out="", steps=110, warmup_steps=10, min_lr_ratio=0.1))
+    assert [lam(i) for i in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    assert lam(10) == pytest.approx(1.0)
+    assert lam(60) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lam(110) == pytest.approx(0.1)
+
+
+def test_batch_order_is_a_pure_function_of_seed_and_step():
+    n, b = 10, 4
+    order = [_global_indices(n, b, 3, s, {}) for s in range(1, 6)]  # 20 positions = 2 epochs
+    flat = torch.tensor([int(i) for o in order for i in o])
+    assert sorted(flat[:10].tolist()) == list(range(10)) and sorted(flat[10:].tolist()) == list(range(10))
+    assert (_global_indices(n, b, 3, 4, {}) == order[3]).all()  # no state needed
+    assert not (_global_indices(n, b, 4, 1, {}) == order[0]).all()
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainConfig(dataset="x", out="y", val_fraction=1.5)
+    with pytest.raises(ValueError, match="horizon"):
+        TrainConfig(dataset="x", out="y", policy_options={"horizon": 4})
