@@ -7,6 +7,8 @@ their parameter groups as its own (the same dict objects), so LR schedulers, gra
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 
 __all__ = ["HybridOptimizer"]
@@ -19,14 +21,15 @@ class HybridOptimizer(torch.optim.Optimizer):
         if not parts:
             raise ValueError("HybridOptimizer needs at least one optimizer")
         self.parts = list(parts)
-        # Deliberately skip Optimizer.__init__: the parts own the groups and the state.
+        # Deliberately skip Optimizer.__init__: the parts own the groups and the state. Hook tables are
+        # OrderedDicts as in torch (RemovableHandle keeps a weak reference to them).
         self.defaults = {}
-        self._optimizer_step_pre_hooks = {}
-        self._optimizer_step_post_hooks = {}
-        self._optimizer_state_dict_pre_hooks = {}
-        self._optimizer_state_dict_post_hooks = {}
-        self._optimizer_load_state_dict_pre_hooks = {}
-        self._optimizer_load_state_dict_post_hooks = {}
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
         self._patch_step_function()
 
     @property

@@ -359,3 +359,17 @@ def test_lr_scheduler_and_registry_configs_reach_dopr():
         torch.testing.assert_close(p.detach(), q, rtol=0, atol=0)
     with pytest.raises(ValueError, match="ema"):
         make_optimizer("dopr-adamw", net, ema=1.0)
+
+
+def test_attach_to_registry_muon_equals_dopr_muon():
+    gen = torch.Generator().manual_seed(11)
+    net_a = _conv_net()
+    net_b = copy.deepcopy(net_a)
+    opt_a = make_optimizer("dopr-muon", net_a, lr=1e-2, damping=1e-2)
+    opt_b = make_optimizer("muon", net_b, lr=1e-2)
+    ActivationPreconditioner(net_b, damping=1e-2).attach(opt_b)  # the hook keeps the preconditioner alive
+    batches = _batches(3, gen)
+    _train(opt_a, net_a, batches)
+    _train(opt_b, net_b, batches)
+    for p, q in zip(net_a.parameters(), net_b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
