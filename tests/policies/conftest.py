@@ -24,3 +24,9 @@ def write_store(path, n_episodes=6, length=24, seed=0, pixels=False):
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory):
     return write_store(tmp_path_factory.mktemp("store") / "tiny.zarr")
+
+
+@pytest.fixture
+def make_store():
+    """``make_store(path, **kw)`` writes a synthetic store (see ``write_store``)."""
+    return write_store
