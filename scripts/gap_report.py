@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-__all__ = ["CheckpointRow", "RunSummary", "read_csv", "write_csv", "summarize", "headline", "write_report", "plot_gap"]
+from ttfkit.envs.evaluate import wilson_interval
+
+__all__ = ["CheckpointRow", "RunSummary", "read_csv", "write_csv", "summarize", "headline", "write_report", "plot_gap",
+           "wilson_interval"]
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,6 @@ def read_csv(path: str | Path) -> list[CheckpointRow]:
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected {_COLUMNS}")
         return [CheckpointRow(**{k: _TYPES[k](r[k]) for k in _COLUMNS}) for r in reader]
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% by default)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
@@ -126,7 +118,7 @@ def summarize(rows: list[CheckpointRow]) -> list[RunSummary]:
                 n_seeds=len(series_list),
                 best_success=best_mean,
                 best_success_std=float(np.std([r.success for r in best])),
-                best_ci=wilson_interval(sum(r.success * r.episodes for r in best), sum(r.episodes for r in best)),
+                best_ci=wilson_interval(sum(round(r.success * r.episodes) for r in best), sum(r.episodes for r in best)),
                 last3_success=float(np.mean([np.mean([r.success for r in s[-3:]]) for s in series_list])),
                 best_val_loss=float(np.mean([min(r.val_loss for r in s) for s in series_list])),
                 spearman=rho,
@@ -172,6 +164,10 @@ def headline(summaries: list[RunSummary]) -> str:
     return " ".join(sentences) if sentences else "No DoPr/base optimizer pair was run, so there is no comparison."
 
 
+def _fmt_rho(rho: float) -> str:
+    return "n/a (constant)" if math.isnan(rho) else f"{rho:+.2f}"
+
+
 def _fmt_ci(ci: tuple[float, float]) -> str:
     return f"[{ci[0]:.0%}, {ci[1]:.0%}]"
 
@@ -191,7 +187,7 @@ def write_report(rows: list[CheckpointRow], out_dir: str | Path, title: str, det
     for s in summaries:
         lines.append(
             f"| {s.optimizer} | {s.lr:g} | {s.n_seeds} | {s.best_success:.2f} ± {s.best_success_std:.2f} "
-            f"{_fmt_ci(s.best_ci)} | {s.last3_success:.2f} | {s.best_val_loss:.4f} | {s.spearman:+.2f} "
+            f"{_fmt_ci(s.best_ci)} | {s.last3_success:.2f} | {s.best_val_loss:.4f} | {_fmt_rho(s.spearman)} "
             f"| {s.picked_success:.2f} | {s.regret:+.2f} |"
         )
     lines += [

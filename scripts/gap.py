@@ -1,0 +1,237 @@
+"""TTF-gap study: does lower validation loss mean a better robot?
+
+    ttf gap --env ttfkit/metaworld-shelf-place-v3 --demos 10 --optims adamw,dopr-adamw --seeds 2 \\
+            --steps 3000 --ckpt-every 500 --eval-episodes 20 --out outputs/gap
+    ttf gap --preset demo --out outputs/demo        # what `make demo` runs (~15 min on 2 CPU cores)
+    ttf gap --preset full --out outputs/full        # several tasks, 3 seeds, 50 episodes (GPU machine)
+
+Stages, each resumable (rerunning skips what is done): (1) collect scripted demos with
+``ttfkit.envs.collect`` unless ``--dataset`` is given; (2) train one run per (optimizer, lr, seed)
+with identical data, model, schedule and batch (``ttfkit.policies.train``); (3) evaluate every
+checkpoint's EMA weights in closed loop on the same evaluation seeds (disjoint from the demo seeds)
+and store the result beside the checkpoint; (4) write checkpoints.csv, report.md and gap.png
+(``ttfkit.scripts.gap_report``). With several ``--env``, each task gets its own sub-report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ttfkit.scripts.gap_report import CheckpointRow, plot_gap, write_csv, write_report
+
+__all__ = ["GapConfig", "PRESETS", "run_gap", "add_arguments", "main"]
+
+
+@dataclass(frozen=True)
+class GapConfig:
+    """One TTF-gap study on one task.
+
+    Args:
+        env: ``ttfkit/...`` env id (demos and evaluation).
+        out: report directory (demos, runs, evaluations and the report live under it).
+        dataset: existing zarr dataset; when None, ``demos`` scripted episodes are collected.
+        demos: successful expert episodes to collect.
+        demo_noise: DART noise std on the executed actions during collection (labels stay clean).
+        optims: optimizer registry names, one run each per lr and seed.
+        lrs: learning-rate grid, the same for every optimizer.
+        seeds: training seeds 0 .. seeds-1 (the data and evaluation seeds stay fixed).
+        steps, ckpt_every, batch: training schedule, identical for every run.
+        backbone: policy backbone ("mlp", "unet", "transformer").
+        policy_options / backbone_options: extra policy / backbone config fields.
+        eval_episodes: closed-loop episodes per checkpoint (seeds 100000 + i for every checkpoint).
+        eval_max_steps: episode limit in evaluation (None: the suite's).
+        n_envs: parallel evaluation envs (None: one per core).
+    """
+
+    env: str
+    out: str
+    dataset: str | None = None
+    demos: int = 10
+    demo_noise: float = 0.0
+    optims: tuple[str, ...] = ("adamw", "dopr-adamw")
+    lrs: tuple[float, ...] = (1e-3,)
+    seeds: int = 1
+    steps: int = 3000
+    ckpt_every: int = 500
+    batch: int = 256
+    backbone: str = "mlp"
+    policy_options: dict = field(default_factory=dict)
+    backbone_options: dict = field(default_factory=dict)
+    eval_episodes: int = 20
+    eval_max_steps: int | None = None
+    n_envs: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "optims", tuple(self.optims))
+        object.__setattr__(self, "lrs", tuple(float(x) for x in self.lrs))
+        for name in ("demos", "seeds", "steps", "ckpt_every", "batch", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GapConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.optims or not self.lrs:
+            raise ValueError(f"GapConfig: need at least one optimizer and lr, got {self.optims=}, {self.lrs=}")
+        if self.ckpt_every > self.steps:
+            raise ValueError(f"GapConfig: ckpt_every ({self.ckpt_every}) exceeds steps ({self.steps})")
+
+
+# Presets: `demo` is what `make demo` runs on 2 CPU cores; `full` is the study for a GPU machine.
+PRESETS: dict[str, list[dict]] = {
+    "demo": [dict(env="ttfkit/metaworld-shelf-place-v3", demos=10, optims=("adamw", "dopr-adamw"), lrs=(1e-3,),
+                  seeds=1, steps=2000, ckpt_every=400, batch=256, backbone="mlp", eval_episodes=20)],
+    "full": [dict(env=f"ttfkit/metaworld-{task}-v3", demos=10, optims=("adamw", "dopr-adamw", "muon", "dopr-muon"),
+                  lrs=(3e-4, 1e-3), seeds=3, steps=20000, ckpt_every=2000, batch=256, backbone="unet",
+                  eval_episodes=50)
+             for task in ("shelf-place", "stick-pull", "pick-out-of-hole", "disassemble", "bin-picking")],
+}
+
+
+def run_gap(cfg: GapConfig) -> str:
+    """Run (or resume) the study; returns report.md's text."""
+    from ttfkit.envs import EvalResult, evaluate
+    from ttfkit.policies import load
+    from ttfkit.policies.checkpoint import read_config
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gap_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    dataset = cfg.dataset or _collect_demos(cfg, out / "demos.zarr")
+
+    rows: list[CheckpointRow] = []
+    runs = [(opt, lr, seed) for opt in cfg.optims for lr in cfg.lrs for seed in range(cfg.seeds)]
+    for i, (opt, lr, seed) in enumerate(runs):
+        stage = f"[{i + 1}/{len(runs)}] {opt} lr={lr:g} seed={seed}"
+        run_dir = out / "runs" / f"{opt}_lr{lr:g}_seed{seed}"
+        _train_run(cfg, dataset, run_dir, opt, lr, seed, stage)
+        losses = _train_losses(run_dir / "metrics.csv")
+        for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
+            result_path = ckpt / "eval.json"
+            if not result_path.exists():
+                policy = load(ckpt)  # EMA weights when the checkpoint has them
+                bar = tqdm(total=cfg.eval_episodes, desc=f"{stage} eval {ckpt.name}", unit="ep", leave=False)
+                result = evaluate(policy, cfg.env, cfg.eval_episodes, n_envs=cfg.n_envs, max_steps=cfg.eval_max_steps,
+                                  on_episode=lambda n, ok: bar.update(1))
+                bar.close()
+                tmp = result_path.with_suffix(".tmp")
+                tmp.write_text(result.to_json())
+                tmp.replace(result_path)
+            result = EvalResult.from_json(result_path.read_text())
+            meta = read_config(ckpt)["metadata"]
+            step = int(meta["step"])
+            val_loss = float("nan") if meta.get("val_loss") is None else float(meta["val_loss"])
+            rows.append(CheckpointRow(opt, seed, lr, step, losses.get(step, float("nan")), val_loss,
+                                      result.success_rate, result.ci_low, result.ci_high, result.n_episodes))
+    write_csv(rows, out / "checkpoints.csv")
+    plot_gap(rows, out / "gap.png")
+    details = (f"Task `{cfg.env}`; dataset `{dataset}`; {cfg.backbone} flow policy; {cfg.steps} steps at batch "
+               f"{cfg.batch}, checkpoints every {cfg.ckpt_every}; {cfg.eval_episodes} evaluation episodes per "
+               f"checkpoint (seeds from 100000, disjoint from demo seeds); training seeds 0..{cfg.seeds - 1}.")
+    return write_report(rows, out, f"TTF gap on {cfg.env}", details)
+
+
+def _collect_demos(cfg: GapConfig, path: Path) -> str:
+    from ttfkit.envs.collect import collect
+
+    marker = path / ".complete"
+    if not marker.exists():
+        bar = tqdm(total=cfg.demos, desc="collect demos", unit="ep")
+        # attempts beyond `demos` cover expert failures; collect keeps only successes
+        attempts = cfg.demos
+        while True:
+            report = collect(cfg.env, attempts, path, seed=0, noise=cfg.demo_noise,
+                             on_episode=lambda n, ok, kept: bar.update(1) if kept else None)
+            if report.kept >= cfg.demos or attempts >= 4 * cfg.demos:
+                break
+            attempts += cfg.demos - report.kept
+        bar.close()
+        if report.kept < cfg.demos:
+            raise RuntimeError(f"{cfg.env}: the expert solved only {report.kept} of {attempts} episodes")
+        marker.write_text("")
+    return str(path)
+
+
+def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float, seed: int, stage: str) -> None:
+    from ttfkit.policies import TrainConfig, train
+
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
+    done_step = int(ckpts[-1].name.split("_")[1]) if ckpts else 0
+    if done_step >= cfg.steps:
+        return
+    tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
+                     steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
+                     policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options))
+    bar = tqdm(total=cfg.steps, initial=done_step, desc=f"{stage} train", unit="step")
+
+    def progress(step, metrics):
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+
+    train(tc, resume=done_step > 0, progress=progress)
+    bar.close()
+
+
+def _train_losses(path: Path) -> dict[int, float]:
+    with open(path, newline="") as f:
+        return {int(r["step"]): float(r["train_loss"]) for r in csv.DictReader(f)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named study; flags given as well override it")
+    parser.add_argument("--env", action="append", help="env id (repeatable for several tasks)")
+    parser.add_argument("--dataset", help="zarr dataset (default: collect --demos scripted episodes)")
+    parser.add_argument("--demos", type=int)
+    parser.add_argument("--demo-noise", type=float)
+    parser.add_argument("--optims", help="comma-separated optimizer names, e.g. adamw,dopr-adamw")
+    parser.add_argument("--lr", help="comma-separated learning-rate grid")
+    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--ckpt-every", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--backbone", choices=["mlp", "unet", "transformer"])
+    parser.add_argument("--eval-episodes", type=int)
+    parser.add_argument("--eval-max-steps", type=int)
+    parser.add_argument("--n-envs", type=int)
+    parser.add_argument("--out", required=True, help="report directory")
+
+
+def _configs(args: argparse.Namespace) -> list[GapConfig]:
+    bases = [dict(p) for p in PRESETS[args.preset]] if args.preset else [{}]
+    overrides = {k: v for k, v in dict(
+        dataset=args.dataset, demos=args.demos, demo_noise=args.demo_noise, seeds=args.seeds, steps=args.steps,
+        ckpt_every=args.ckpt_every, batch=args.batch, backbone=args.backbone, eval_episodes=args.eval_episodes,
+        eval_max_steps=args.eval_max_steps, n_envs=args.n_envs,
+        optims=tuple(args.optims.split(",")) if args.optims else None,
+        lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None).items() if v is not None}
+    if args.env:
+        bases = [{**(bases[0] if len(bases) == 1 else {}), "env": env} for env in args.env]
+    if any("env" not in b for b in bases):
+        raise SystemExit("ttf gap: give --env or --preset")
+    many = len(bases) > 1
+    return [GapConfig(**{**b, **overrides,
+                         "out": str(Path(args.out) / b["env"].split("/")[-1]) if many else args.out})
+            for b in bases]
+
+
+def main(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    for cfg in _configs(args):
+        print(f"== TTF gap: {cfg.env} -> {cfg.out}", flush=True)
+        text = run_gap(cfg)
+        print(text)
+        print(f"report: {Path(cfg.out) / 'report.md'}\nplot:   {Path(cfg.out) / 'gap.png'}\n"
+              f"table:  {Path(cfg.out) / 'checkpoints.csv'}")
+    print(f"total wall time: {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    from ttfkit.scripts.cli import main as cli_main
+
+    sys.exit(cli_main(["gap", *sys.argv[1:]]))
