@@ -3,6 +3,7 @@
 import contextlib
 import importlib.util
 import io
+import os
 import tomllib
 from pathlib import Path
 
@@ -16,15 +17,14 @@ _SKIP = {"tests", "build", "dist"}
 
 
 def _package_folders() -> set[str]:
-    """Dotted names (under ttfkit) of every folder below the root that holds an __init__.py."""
+    """Dotted names of the regular-package tree under the root: every folder reached from the root
+    through folders that hold an __init__.py (hidden folders, tests/ and build outputs skipped).
+    A folder without __init__.py (e.g. a separate distribution's source tree) ends the walk."""
     found = set()
-    for init in ROOT.rglob("__init__.py"):
-        rel = init.parent.relative_to(ROOT)
-        parts = rel.parts
-        if any(p.startswith(".") or p in _SKIP or p.endswith(".egg-info") or p == "__pycache__"
-               for p in parts):
-            continue
-        found.add(".".join(("ttfkit", *parts)))
+    for folder, dirs, _ in os.walk(ROOT):
+        found.add(".".join(("ttfkit", *Path(folder).relative_to(ROOT).parts)))
+        dirs[:] = [d for d in dirs if not (d.startswith(".") or d in _SKIP or d == "__pycache__")
+                   and (Path(folder, d) / "__init__.py").is_file()]
     return found
 
 
