@@ -15,9 +15,9 @@ Distillation (:func:`distillation_loss`, the paper's recipe): x_1 from data, t ~
 x_t = (1-t)·e + t·x_1, x̄_s = s·x_1 + (1-s)·e' with the same x_1; a fraction ``diag_fraction`` (75%) of
 the batch trains phi(s, s) on the teacher's v̄(s, x̄_s | x_t) (stop-gradient), the rest trains the
 Lagrangian self-distillation d/ds' X(s, s') = v̄_teacher(s', sg(X(s, s'))) with a forward-mode jvp in s',
-(s, s') uniform on the triangle s < s' in [s_min, s_max]. Deviation, documented: by default both
-squared errors are multiplied by (1-s)² resp. (1-s')² ("denoiser" units), which removes the 1/(1-s)²
-blow-up of the velocity near s = 1; ``weighting="velocity"`` gives the unweighted loss.
+(s, s') uniform on the triangle s < s' in [s_min, s_max]. Options (off by default, documented in
+:class:`DiamondConfig`): ``weighting="denoiser"`` scales the squared errors by (1-s)² resp. (1-s')²;
+``anchor_fraction`` pins the start of some Lagrangian pairs to s_min.
 
 Use: posterior sample in one call (x̄ = e ~ N(0, I) taken as x̄_{s_min}, mapped to s_max, divided by
 s_max); transition t -> t' in one call (map to the GLASS early-stop time s*, then t'·S). Both inherit
@@ -53,14 +53,18 @@ class DiamondConfig:
         s_max: largest inner time trained; posterior samples are x̄_{s_max}/s_max.
         t_max: outer times t are drawn from U[0, t_max] during distillation.
         diag_fraction: share of each batch used by the diagonal loss (the rest: Lagrangian).
-        weighting: "denoiser" (errors scaled by (1-s)², default) or "velocity" (plain phi errors).
+        weighting: "velocity" (plain phi errors, the paper's loss; default) or "denoiser" (errors scaled
+            by (1-s)², i.e. measured on the x_1 estimate; down-weights s near 1).
+        anchor_fraction: share of the Lagrangian pairs whose start is pinned to s = s_min (the jump used by
+            one-call posterior samples); 0 gives the paper's uniform triangle.
     """
 
     s_min: float = 0.01
     s_max: float = 0.99
     t_max: float = 0.995
     diag_fraction: float = 0.75
-    weighting: str = "denoiser"
+    weighting: str = "velocity"
+    anchor_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.s_min < self.s_max < 1.0:
@@ -69,6 +73,8 @@ class DiamondConfig:
             raise ValueError(f"t_max must be in (0, 1), got {self.t_max=}")
         if not 0.0 <= self.diag_fraction <= 1.0:
             raise ValueError(f"diag_fraction must be in [0, 1], got {self.diag_fraction=}")
+        if not 0.0 <= self.anchor_fraction <= 1.0:
+            raise ValueError(f"anchor_fraction must be in [0, 1], got {self.anchor_fraction=}")
         if self.weighting not in ("denoiser", "velocity"):
             raise ValueError(f"weighting must be 'denoiser' or 'velocity', got {self.weighting=}")
 
@@ -167,7 +173,9 @@ def distillation_loss(dmap: DiamondMap, teacher, x1: Tensor, cond=None, *, gener
     e, e_in = (torch.randn(x1.shape, generator=generator, **kw) for _ in range(2))
     x_t = (1 - glass._bcast(t, x1)) * e + glass._bcast(t, x1) * x1
     u = cfg.s_min + (cfg.s_max - cfg.s_min) * torch.rand(2, n, generator=generator, **kw)
-    s = torch.where(torch.arange(n, device=x1.device) < n_diag, u[0], u.min(0).values)
+    anchored = torch.rand(n, generator=generator, **kw) < cfg.anchor_fraction
+    s_lo = torch.where(anchored, torch.full_like(u[0], cfg.s_min), u.min(0).values)
+    s = torch.where(torch.arange(n, device=x1.device) < n_diag, u[0], s_lo)
     s_next = u.max(0).values
     xbar = glass._bcast(s, x1) * x1 + (1 - glass._bcast(s, x1)) * e_in
     metrics: dict[str, float] = {}

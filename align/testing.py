@@ -90,13 +90,26 @@ class GaussianMixtureFlow:
         return (1 - t) * x0 + t * x1
 
     def posterior_sample(
-        self, t: Tensor | float, x_t: Tensor, cond: Tensor | None = None, *, generator: torch.Generator | None = None
+        self,
+        t: Tensor | float,
+        x_t: Tensor,
+        cond: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
     ) -> Tensor:
-        """Exact x_1 ~ p(x_1 | x_t), one per row of x_t."""
+        """Exact x_1 ~ p(x_1 | x_t), one per row of x_t.
+
+        ``noise`` (shape of x_t) replaces the Gaussian draw within the chosen component; the component
+        itself is still drawn from ``generator`` (so samples are not reparameterised across components).
+        """
         mean, var, resp = self._posterior_components(t, x_t)  # (N, K, D), (N, K), (N, K)
-        k = torch.multinomial(resp, 1, generator=generator)[:, 0]  # (N,)
+        k = torch.multinomial(resp.detach(), 1, generator=generator)[:, 0]  # (N,)
         rows = torch.arange(x_t.shape[0])
-        eps = torch.randn(x_t.shape[0], self.dim, generator=generator, dtype=mean.dtype)
+        if noise is None:
+            eps = torch.randn(x_t.shape[0], self.dim, generator=generator, dtype=mean.dtype)
+        else:
+            eps = noise.reshape(x_t.shape[0], self.dim).to(mean.dtype)
         return (mean[rows, k] + var[rows, k, None].sqrt() * eps).reshape(x_t.shape)
 
     def transition(
