@@ -42,7 +42,17 @@ def test_bad_ids_and_options_raise_clear_errors():
     env.close()
 
 
+def _rollout(env, seed, steps=8):
+    obs, _ = env.reset(seed=seed)
+    out = [np.concatenate([obs["agent_pos"], obs["environment_state"]])]
+    for t in range(steps):
+        obs, *_ = env.step(np.array([np.sin(t), np.cos(t), -0.8, np.sign(t - 4)], dtype=np.float32))
+        out.append(np.concatenate([obs["agent_pos"], obs["environment_state"]]))
+    return np.array(out)
+
+
 def test_check_env_state_mode_every_id():
+    """check_env for every id, plus: replaying a seed after another episode gives the same rollout."""
     failures = {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*infinity.*")
@@ -55,6 +65,10 @@ def test_check_env_state_mode_every_id():
                 assert all(v.dtype == np.float32 for v in obs.values())
                 _, _, _, _, info = env.step(env.action_space.sample())
                 assert isinstance(info["is_success"], bool)
+                # an episode depends on its seed and actions only, not on the episodes before it
+                first = _rollout(env, 5)
+                _rollout(env, 6)
+                np.testing.assert_array_equal(_rollout(env, 5), first)
             except Exception as err:  # collect all failures, report at once
                 failures[env_id] = repr(err)
             finally:
