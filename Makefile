@@ -19,12 +19,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # LeRobot 0.4.4 integration (tests/lerobot): kept out of the core install. --no-deps everywhere, since
-# every LeRobot release pins torch < 2.13; the torchvision shim (.pth + module) goes into site-packages.
+# every LeRobot release pins torch < 2.13; the torchvision shim (.pth + module) goes into site-packages;
+# lerobot_plugin/ is the policy plugin distribution `lerobot_policy_ttfkit` (editable).
 LEROBOT_STAMP := $(VENV)/.ttfkit-lerobot-installed
 lerobot: $(LEROBOT_STAMP)
 
-$(LEROBOT_STAMP): $(STAMP) requirements-lerobot.txt tools/_ttfkit_torchvision_shim.py tools/ttfkit_torchvision_shim.pth
+$(LEROBOT_STAMP): $(STAMP) requirements-lerobot.txt tools/_ttfkit_torchvision_shim.py tools/ttfkit_torchvision_shim.pth lerobot_plugin/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -r requirements-lerobot.txt
+	$(PY) -m pip install --quiet --no-deps -e lerobot_plugin
 	cp tools/_ttfkit_torchvision_shim.py tools/ttfkit_torchvision_shim.pth \
 	    "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 	$(PY) -c "import torch, torchvision, lerobot.policies.factory; \

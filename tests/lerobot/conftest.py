@@ -48,4 +48,41 @@ def helpers():
     """The builders above, for tests that need their own stores (importlib mode has no
     `import conftest`)."""
     return SimpleNamespace(make_episodes=make_episodes, write_store=write_store,
-                           episode_lengths=EPISODE_LENGTHS)
+                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS)
+
+
+TINY = {"horizon": 8, "n_obs_steps": 2, "n_action_steps": 4, "backbone": "mlp",
+        "backbone_options": {"hidden_dim": 32, "n_blocks": 1, "time_dim": 16},
+        "encoder": {"lowdim_hidden": 32, "lowdim_features": 16, "image_channels": 4,
+                    "image_keypoints": 4, "image_features": 8}}
+
+
+def make_checkpoint(store_path, out, name: str = "flow", seed: int = 0, **overrides):
+    """A tiny ttfkit policy on the store's agent_pos, environment_state and pixels, with a
+    normaliser fitted on it (min-max states, image pixels), saved to ``out``; returns the policy."""
+    import torch
+
+    from ttfkit.data import Normalizer
+    from ttfkit.policies import make_policy
+
+    buf = ReplayBuffer.open(store_path)
+    keys = ["agent_pos", "environment_state", "pixels"]
+    norm = Normalizer.fit(buf, keys + ["action"], mode="minmax")
+    shapes = {"agent_pos": (3,), "environment_state": (5,), "pixels": (3, *buf["pixels"].shape[1:3])}
+    torch.manual_seed(seed)
+    policy = make_policy(name, normalizer=norm, obs_shapes=shapes, action_dim=2,
+                         **{**TINY, **overrides})
+    # Random non-zero weights everywhere (some backbones zero-init their output layer).
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    policy.eval()
+    policy.save(out)
+    return policy
+
+
+@pytest.fixture(scope="module")
+def module_helpers():
+    """``helpers`` for module-scoped fixtures."""
+    return SimpleNamespace(make_episodes=make_episodes, write_store=write_store,
+                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS)

@@ -1,11 +1,6 @@
 """zarr <-> LeRobotDataset v3.0 conversion, checked against LeRobot 0.4.4's own reader."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
@@ -51,28 +46,29 @@ def test_stats_are_lerobots_over_all_frames(store, tmp_path):
     np.testing.assert_allclose(stats["action"]["max"], action.max(0))
 
 
-_READER = textwrap.dedent("""
-    import sys, numpy as np
+def _read_with_lerobot(root) -> dict[str, np.ndarray]:
+    """Every frame through LeRobot's own LeRobotDataset.__getitem__, stacked per key."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    ds = LeRobotDataset("local/demo", root=sys.argv[1])
+
+    ds = LeRobotDataset("local/demo", root=root)
     keys = ["observation.state", "observation.environment_state", "observation.images.pixels",
             "action", "next.reward", "episode_index", "frame_index", "timestamp"]
     items = [ds[i] for i in range(len(ds))]
     out = {k.replace(".", "_"): np.stack([it[k].numpy() for it in items]) for k in keys}
     out["task"] = np.array([it["task"] for it in items])
-    np.savez(sys.argv[2], **out)
-""")
+    return out
 
 
-def test_lerobot_reads_export_offline_with_same_values(store, tmp_path, helpers):
+def test_lerobot_reads_export_offline_with_same_values(store, tmp_path, helpers, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     lengths = helpers.episode_lengths
     path, episodes = store
     out = export_lerobot(path, tmp_path / "lr", fps=20, task="reach the goal")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
-    dump = tmp_path / "items.npz"
-    subprocess.run([sys.executable, "-c", _READER, str(out), str(dump)], env=env, check=True,
-                   timeout=120)
-    got = np.load(dump)
+    got = _read_with_lerobot(out)
     cat = {k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]}
     np.testing.assert_array_equal(got["observation_state"], cat["agent_pos"])
     np.testing.assert_array_equal(got["observation_environment_state"], cat["environment_state"])

@@ -1,0 +1,99 @@
+"""ttfkit checkpoint -> LeRobot pretrained policy directory (``ttf export lerobot``).
+
+Writes ``config.json`` (type "ttfkit"), ``model.safetensors`` and the processor pipelines
+(``policy_preprocessor.json`` / ``policy_postprocessor.json`` + their normaliser stats) into
+``out_dir`` atomically (temporary sibling, then rename). LeRobot then loads it offline with
+``TtfkitPolicy.from_pretrained(out_dir)`` / ``make_pre_post_processors(config, out_dir)`` or
+``--policy.path=out_dir`` in its scripts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.utils.constants import ACTION
+
+from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
+from lerobot_policy_ttfkit.modeling_ttfkit import TtfkitPolicy
+from lerobot_policy_ttfkit.processor_ttfkit import make_ttfkit_pre_post_processors, stats_from_normalizer
+
+__all__ = ["export_ttfkit_policy"]
+
+_STATE_FEATURES = {"agent_pos": ("observation.state", FeatureType.STATE),
+                   "environment_state": ("observation.environment_state", FeatureType.ENV)}
+_DERIVED = ("obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps")
+
+
+def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
+                         weights: str = "auto", overwrite: bool = False) -> Path:
+    """Export the ttfkit checkpoint directory ``checkpoint`` as a LeRobot policy in ``out_dir``.
+
+    ``weights``: "auto" (EMA when saved, as ttfkit deploys), "model" or "ema". Observation keys map
+    agent_pos -> observation.state, environment_state -> observation.environment_state and every
+    (3, H, W) key K -> observation.images.K; other keys raise ``ValueError``.
+    """
+    from ttfkit.policies import load
+
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+    source = load(checkpoint, weights=weights)
+    cfg = source.config
+    inputs, feature_key = {}, {}
+    for key, shape in cfg.obs_shapes.items():
+        if key in _STATE_FEATURES:
+            feature, kind = _STATE_FEATURES[key]
+        elif len(shape) == 3:
+            feature, kind = f"observation.images.{key}", FeatureType.VISUAL
+        else:
+            raise ValueError(f"{checkpoint}: observation key {key!r} {shape} has no LeRobot feature; "
+                             f"supported: {sorted(_STATE_FEATURES)} and (3, H, W) images")
+        inputs[feature] = PolicyFeature(type=kind, shape=tuple(shape))
+        feature_key[feature] = key
+    outputs = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(cfg.action_dim,))}
+    config = TtfkitConfig(
+        policy=source.name, device="cpu", input_features=inputs, output_features=outputs,
+        n_obs_steps=cfg.n_obs_steps, horizon=cfg.horizon, n_action_steps=cfg.n_action_steps,
+        policy_config={k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items() if k not in _DERIVED})
+
+    policy = TtfkitPolicy(config)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("normalizer.")}
+    policy.model.load_state_dict(state, strict=True)
+    if source.normalizer is not None:
+        stats = stats_from_normalizer(source.normalizer, {**feature_key, ACTION: cfg.action_key})
+    else:  # identity: the checkpoint already works in normalised units
+        stats = {f: _identity_stats(ft.shape) for f, ft in {**inputs, **outputs}.items()}
+    pre, post = make_ttfkit_pre_post_processors(config, dataset_stats=stats)
+
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        policy.save_pretrained(tmp)
+        pre.save_pretrained(tmp)
+        post.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def _identity_stats(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    zeros = np.zeros(shape if len(shape) == 1 else (), np.float32)
+    return {"mean": zeros, "std": zeros + 1, "min": zeros - 1, "max": zeros + 1}
+
+
+def _jsonable(obj):
+    """Tuples -> lists, recursively (draccus writes config.json as JSON)."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

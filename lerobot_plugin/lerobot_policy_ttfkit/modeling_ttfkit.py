@@ -1,0 +1,108 @@
+"""LeRobot policy type "ttfkit": a ``PreTrainedPolicy`` wrapping a ttfkit chunk policy.
+
+LeRobot's pre-processor has already normalised every input (``processor_ttfkit``), so the wrapped
+ttfkit policy runs without its own normaliser: it sees normalised observations, returns
+normalised action chunks, and LeRobot's post-processor unnormalises them. With the stats that
+``ttf export lerobot`` writes this reproduces ttfkit's ``predict_action_chunk`` for the same
+observations and noise.
+
+Batch shapes (B batch, To obs steps, H horizon, Da action dim):
+- ``forward`` (training, LeRobotDataset with this config's delta timestamps): ``observation.*``
+  (B, To, ...) and ``action`` (B, H, Da), all normalised -> (loss, {"loss": float}).
+- ``predict_action_chunk``: ``observation.*`` (B, To, ...) or one step (B, ...), which is repeated
+  To times as at an episode start -> normalised chunk (B, H, Da).
+- ``select_action``: one step (B, ...) -> (B, Da); keeps the last To steps and a queue of
+  n_action_steps actions from chunk[To-1 : To-1+n_action_steps], as LeRobot's diffusion policy does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import torch
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.utils.constants import ACTION
+from torch import Tensor
+
+from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig, to_ttfkit_key
+from lerobot_policy_ttfkit.processor_ttfkit import check_saved_stats, check_stats
+
+__all__ = ["TtfkitPolicy"]
+
+
+class TtfkitPolicy(PreTrainedPolicy):
+    """ttfkit flow / diffusion policy behind LeRobot's policy interface (module docstring)."""
+
+    config_class = TtfkitConfig
+    name = "ttfkit"
+
+    def __init__(self, config: TtfkitConfig, dataset_stats: dict[str, dict[str, Any]] | None = None,
+                 **kwargs: Any):
+        super().__init__(config)
+        config.validate_features()
+        if dataset_stats is not None:  # lerobot-train hands the dataset's stats to the normaliser too
+            check_stats(config, dataset_stats, where="dataset stats")
+        from ttfkit.policies import make_policy
+
+        self.key_map = {feature: to_ttfkit_key(feature) for feature in config.input_features}
+        obs_shapes = {self.key_map[f]: tuple(ft.shape) for f, ft in config.input_features.items()}
+        self.model = make_policy(config.policy, normalizer=None, **{
+            **config.policy_config, "obs_shapes": obs_shapes,
+            "action_dim": config.output_features[ACTION].shape[0], "horizon": config.horizon,
+            "n_obs_steps": config.n_obs_steps, "n_action_steps": config.n_action_steps})
+        self._obs_history: deque = deque(maxlen=config.n_obs_steps)
+        self._action_queue: deque = deque()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, strict: bool = True,
+                        **kwargs: Any) -> TtfkitPolicy:
+        """LeRobot's loader with strict weight matching, plus the saved-stats check when
+        ``pretrained_name_or_path`` is a local directory holding the processors."""
+        policy = super().from_pretrained(pretrained_name_or_path, strict=strict, **kwargs)
+        if os.path.isdir(pretrained_name_or_path):
+            check_saved_stats(pretrained_name_or_path, policy.config)
+        return policy
+
+    def get_optim_params(self) -> Any:
+        return self.model.parameters()
+
+    def reset(self) -> None:
+        self._obs_history.clear()
+        self._action_queue.clear()
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Training loss on a normalised batch (module docstring) -> (loss, metrics)."""
+        obs = {key: batch[feature] for feature, key in self.key_map.items()}
+        return self.model.compute_loss({"obs": obs, "action": batch[ACTION]})
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict[str, Tensor], noise: Tensor | None = None,
+                             generator: torch.Generator | None = None) -> Tensor:
+        """Normalised observations -> normalised chunk (B, H, Da); ``noise`` (B, H, Da) fixes the
+        initial sample, else it is drawn from ``generator``."""
+        obs = {}
+        for feature, key in self.key_map.items():
+            x = batch[feature]
+            if x.ndim == len(self.config.input_features[feature].shape) + 1:  # one step (B, ...)
+                x = x.unsqueeze(1).expand(-1, self.config.n_obs_steps, *x.shape[1:])
+            obs[key] = x
+        return self.model.predict_action_chunk(obs, generator=generator, noise=noise)
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor], noise: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """One normalised step {feature: (B, ...)} -> one normalised action (B, Da)."""
+        step = {feature: batch[feature] for feature in self.key_map}
+        if not self._obs_history:
+            self._obs_history.extend([step] * self.config.n_obs_steps)
+        else:
+            self._obs_history.append(step)
+        if not self._action_queue:
+            stacked = {f: torch.stack([s[f] for s in self._obs_history], dim=1) for f in step}
+            chunk = self.predict_action_chunk(stacked, noise=noise, generator=generator)  # (B, H, Da)
+            start = self.config.n_obs_steps - 1
+            self._action_queue.extend(chunk[:, start:start + self.config.n_action_steps].unbind(dim=1))
+        return self._action_queue.popleft()

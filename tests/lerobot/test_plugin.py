@@ -1,0 +1,177 @@
+"""The lerobot_policy_ttfkit plugin inside real LeRobot 0.4.4: discovery, offline loading,
+action parity with ttfkit, the missing-statistics guard, and fine-tuning with lerobot-train."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+from lerobot.policies.factory import get_policy_class, make_policy, make_pre_post_processors
+from lerobot.utils.import_utils import register_third_party_plugins
+from safetensors.torch import load_file, save_file
+
+from ttfkit.data.lerobot import export_lerobot
+from ttfkit.policies import load
+
+FEATURES = {"observation.state": "agent_pos", "observation.environment_state": "environment_state",
+            "observation.images.pixels": "pixels"}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, request):
+    """{name: (ttfkit checkpoint dir, LeRobot policy dir)} for flow and diffusion, plus the store
+    and its LeRobotDataset export."""
+    from lerobot_policy_ttfkit.export_ttfkit import export_ttfkit_policy
+
+    helpers = request.getfixturevalue("module_helpers")
+    root = tmp_path_factory.mktemp("plugin")
+    store = root / "demos.zarr"
+    helpers.write_store(store, helpers.make_episodes(seed=3))
+    out = {"store": store, "dataset": export_lerobot(store, root / "dataset", fps=10)}
+    for name in ("flow", "diffusion"):
+        extra = {"num_steps": 3} if name == "flow" else {"num_inference_steps": 3}
+        helpers.make_checkpoint(store, root / f"{name}_ckpt", name=name, **extra)
+        out[name] = (root / f"{name}_ckpt", export_ttfkit_policy(root / f"{name}_ckpt", root / f"{name}_lr"))
+    return out
+
+
+def _obs_batch(store_path, batch: int, n_obs_steps: int, seed: int):
+    """Random windows of real store observations in dataset units: {key: (B, To, ...)}."""
+    from ttfkit.data import ReplayBuffer
+
+    buf = ReplayBuffer.open(store_path)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, buf.n_steps - n_obs_steps, batch)[:, None] + np.arange(n_obs_steps)
+    obs = {"agent_pos": torch.from_numpy(buf["agent_pos"][:][idx]),
+           "environment_state": torch.from_numpy(buf["environment_state"][:][idx])}
+    obs["pixels"] = torch.from_numpy(buf["pixels"][:][idx]).permute(0, 1, 4, 2, 3).float() / 255.0
+    return obs
+
+
+def test_factory_finds_type_and_loads_export_offline(exported):
+    register_third_party_plugins()
+    from lerobot_policy_ttfkit import TtfkitConfig, TtfkitPolicy
+
+    assert "ttfkit" in PreTrainedConfig.get_known_choices()
+    assert get_policy_class("ttfkit") is TtfkitPolicy
+    _, policy_dir = exported["flow"]
+    names = sorted(p.name for p in policy_dir.iterdir())
+    assert {"config.json", "model.safetensors", "policy_preprocessor.json",
+            "policy_postprocessor.json"} <= set(names)
+    assert json.loads((policy_dir / "config.json").read_text())["type"] == "ttfkit"
+    cfg = PreTrainedConfig.from_pretrained(policy_dir)
+    assert isinstance(cfg, TtfkitConfig) and cfg.policy == "flow"
+    cfg.pretrained_path = policy_dir
+    meta = LeRobotDatasetMetadata("local/dataset", root=exported["dataset"])
+    policy = make_policy(cfg, ds_meta=meta)  # LeRobot's factory: from_pretrained on the directory
+    assert isinstance(policy, TtfkitPolicy)
+    ttfkit = load(exported["flow"][0])
+    want = {k: v for k, v in ttfkit.state_dict().items() if not k.startswith("normalizer.")}
+    got = policy.model.state_dict()
+    assert sorted(got) == sorted(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["flow", "diffusion"])
+def test_same_observations_and_noise_give_ttfkits_actions(exported, name):
+    ckpt, policy_dir = exported[name]
+    ttfkit = load(ckpt)
+    policy = get_policy_class("ttfkit").from_pretrained(policy_dir)
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(policy_dir))
+    cfg = ttfkit.config
+    obs = _obs_batch(exported["store"], batch=5, n_obs_steps=cfg.n_obs_steps, seed=1)
+    noise = torch.randn(5, cfg.horizon, cfg.action_dim, generator=torch.Generator().manual_seed(7))
+
+    want = ttfkit.predict_action_chunk(obs, noise=noise,
+                                       generator=torch.Generator().manual_seed(11))  # (B, H, Da)
+    batch = pre({feature: obs[key] for feature, key in FEATURES.items()})
+    chunk = policy.predict_action_chunk(batch, noise=noise, generator=torch.Generator().manual_seed(11))
+    got = post(chunk)
+    assert got.shape == want.shape == (5, cfg.horizon, cfg.action_dim)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # Different noise must change the actions (the comparison above is not vacuous).
+    other = post(policy.predict_action_chunk(batch, noise=torch.randn_like(noise)))
+    assert (other - want).abs().max() > 1e-3
+
+    # Closed loop: one env step at a time through select_action, same generator seeds.
+    ttfkit.reset()
+    policy.reset()
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    steps = _obs_batch(exported["store"], batch=3, n_obs_steps=6, seed=2)
+    for t in range(6):
+        step = {key: steps[key][:, t] for key in FEATURES.values()}
+        env_step = {**step, "pixels": (step["pixels"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8)}
+        a_ttfkit = ttfkit.select_action({k: v.numpy() for k, v in env_step.items()}, generator=g1)
+        lr_step = pre({feature: step[key] for feature, key in FEATURES.items()})
+        a_lerobot = post(policy.select_action(lr_step, generator=g2))
+        torch.testing.assert_close(a_lerobot, a_ttfkit, rtol=1e-4, atol=1e-5)
+
+
+def test_missing_statistic_is_an_error(exported, tmp_path):
+    from lerobot_policy_ttfkit import TtfkitPolicy, make_ttfkit_pre_post_processors
+
+    _, policy_dir = exported["flow"]
+    cfg = PreTrainedConfig.from_pretrained(policy_dir)
+    stats = LeRobotDatasetMetadata("local/dataset", root=exported["dataset"]).stats
+    make_ttfkit_pre_post_processors(cfg, dataset_stats=stats)  # complete: fine
+    partial = {k: v for k, v in stats.items() if k != "observation.environment_state"}
+    with pytest.raises(KeyError, match="observation.environment_state"):
+        make_ttfkit_pre_post_processors(cfg, dataset_stats=partial)
+    with pytest.raises(KeyError, match="observation.environment_state"):
+        TtfkitPolicy(cfg, dataset_stats=partial)
+    no_std = {**stats, "action": {k: v for k, v in stats["action"].items() if k != "std"}}
+    with pytest.raises(KeyError, match="action"):
+        make_ttfkit_pre_post_processors(cfg, dataset_stats=no_std)
+
+    # A saved pipeline whose normaliser lost a key: loading the policy refuses it.
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(policy_dir), str(broken)], check=True)
+    step = next(s for s in json.loads((broken / "policy_preprocessor.json").read_text())["steps"]
+                if s["registry_name"] == "normalizer_processor")
+    tensors = load_file(broken / step["state_file"])
+    save_file({k: v for k, v in tensors.items() if not k.startswith("observation.state.")},
+              broken / step["state_file"])
+    with pytest.raises(KeyError, match="observation.state"):
+        TtfkitPolicy.from_pretrained(broken)
+
+
+def test_lerobot_train_fine_tunes_the_exported_policy(exported, tmp_path):
+    _, policy_dir = exported["flow"]
+    out = tmp_path / "train"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "lerobot.scripts.lerobot_train", f"--policy.path={policy_dir}",
+           "--policy.push_to_hub=false", "--policy.device=cpu", "--dataset.repo_id=local/dataset",
+           f"--dataset.root={exported['dataset']}", "--steps=4", "--batch_size=4",
+           "--num_workers=0", "--eval_freq=0", "--save_freq=4", "--log_freq=1",
+           "--wandb.enable=false", f"--output_dir={out}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tuned_dir = out / "checkpoints" / "last" / "pretrained_model"
+    tuned = get_policy_class("ttfkit").from_pretrained(tuned_dir)
+    before = get_policy_class("ttfkit").from_pretrained(policy_dir)
+    moved = [k for k, v in before.state_dict().items()
+             if not torch.equal(v, tuned.state_dict()[k])]
+    assert moved, "lerobot-train changed no weight"
+    assert "loss:" in proc.stdout + proc.stderr
+
+
+def test_ttf_export_lerobot_cli(exported, tmp_path, capsys):
+    from ttfkit.scripts.cli import main
+
+    ckpt, reference = exported["flow"]
+    out = tmp_path / "cli_export"
+    assert main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out)]) == 0
+    assert f"--policy.path={out}" in capsys.readouterr().out
+    for name in ("config.json", "policy_preprocessor.json", "policy_postprocessor.json"):
+        assert (out / name).read_text() == (reference / name).read_text(), name
+    want, got = load_file(reference / "model.safetensors"), load_file(out / "model.safetensors")
+    assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
+    with pytest.raises(FileExistsError, match="cli_export"):
+        main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out)])
