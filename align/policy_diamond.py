@@ -1,0 +1,203 @@
+"""Diamond Maps for flow policies: a phi that reuses the policy's backbone, distillation on a dataset,
+and the checkpoint directory format.
+
+Convention: as in :mod:`ttfkit.align.diamond`; chunks are (B, H, Da) in the policy's normalised action
+space ([-1, 1] under min-max), cond = ``policy.encode_obs(obs)`` (B, Dc).
+
+:class:`PolicyPhi` starts as a copy of the teacher's backbone evaluated at the GLASS sufficient input,
+net = backbone(y, t*, cond + Z([emb(t), emb(s), emb(s'), x_t])) with Z a zero-initialised linear layer, so
+at initialisation phi(s, s) is exactly the teacher's GLASS posterior velocity and only the off-diagonal
+(s' > s) behaviour has to be learned.
+
+Checkpoint directory (format_version 1), written atomically (temp dir + rename)::
+
+    config.json         {"format_version", "kind": "diamond_map", "diamond": DiamondConfig,
+                         "phi": {"type": "policy"|"mlp", ...sizes}, "metadata"}
+    model.safetensors   DiamondMap state dict
+    teacher/            the teacher policy checkpoint (``ttfkit.policies`` format), needed to encode
+                        observations and as the flow model of the alignment algorithms
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ttfkit.align.diamond import DiamondConfig, DiamondMap, MLPPhi, _sinusoidal, distillation_loss
+
+__all__ = ["PolicyPhi", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class PolicyPhi(nn.Module):
+    """``net`` of a DiamondMap built from a flow policy's backbone (a copy; the teacher is untouched).
+
+    Args:
+        backbone: module ``backbone(x (B, H, Da), t (B,), cond (B, Dc)) -> (B, H, Da)``.
+        horizon, action_dim, cond_dim: H, Da, Dc of the policy. time_dim: features per extra time.
+    """
+
+    def __init__(self, backbone: nn.Module, *, horizon: int, action_dim: int, cond_dim: int, time_dim: int = 32) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.horizon, self.action_dim, self.cond_dim, self.time_dim = horizon, action_dim, cond_dim, time_dim
+        self.extra = nn.Linear(3 * time_dim + horizon * action_dim, cond_dim)
+        nn.init.zeros_(self.extra.weight)
+        nn.init.zeros_(self.extra.bias)
+
+    @classmethod
+    def from_policy(cls, policy, time_dim: int = 32) -> PolicyPhi:
+        cfg = policy.config
+        backbone = copy.deepcopy(policy.backbone).requires_grad_(True)
+        return cls(backbone, horizon=cfg.horizon, action_dim=cfg.action_dim,
+                   cond_dim=policy.encoder.out_dim, time_dim=time_dim)
+
+    def forward(self, t, s, s_next, t_star, y: Tensor, x_t: Tensor, xbar: Tensor, cond: Tensor) -> Tensor:
+        if cond is None:
+            raise ValueError("PolicyPhi needs cond (B, Dc) from policy.encode_obs")
+        n = y.shape[0]
+        feats = torch.cat([_sinusoidal(u, self.time_dim) for u in (t, s, s_next)] + [x_t.reshape(n, -1)], dim=1)
+        return self.backbone(y, t_star, cond + self.extra(feats))  # (B, H, Da)
+
+
+def policy_diamond(policy, config: DiamondConfig | None = None, time_dim: int = 32) -> DiamondMap:
+    """A DiamondMap whose phi starts at the policy's GLASS velocity (see module docstring)."""
+    return DiamondMap(PolicyPhi.from_policy(policy, time_dim=time_dim), config)
+
+
+def distill_policy(
+    policy,
+    loader,
+    *,
+    steps: int,
+    lr: float = 3e-4,
+    weight_decay: float = 0.0,
+    config: DiamondConfig | None = None,
+    dmap: DiamondMap | None = None,
+    generator: torch.Generator | None = None,
+    grad_clip: float = 1.0,
+    on_step=None,
+) -> DiamondMap:
+    """Distil a Diamond Map from the flow ``policy`` on batches of ``loader`` ({"obs", "action"}, dataset units).
+
+    The teacher is frozen (no gradients); x_1 = normalised actions, cond = ``policy.encode_obs(obs)``.
+    ``on_step(step, metrics)`` is called after every step (scripts log with it). Returns the map in eval mode.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    policy.eval()
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    dmap = dmap or policy_diamond(policy, config)
+    dmap.to(policy.device).train()
+    from ttfkit.optim import make_optimizer
+
+    opt = make_optimizer("adamw", dmap, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    key = policy.config.action_key
+    step = 0
+    while step < steps:
+        for batch in loader:
+            with torch.no_grad():
+                cond = policy.encode_obs(batch["obs"])  # (B, Dc)
+                x1 = policy._normalize(key, batch["action"].to(policy.device))  # (B, H, Da)
+            loss, metrics = distillation_loss(dmap, policy, x1, cond, generator=generator)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dmap.parameters(), grad_clip))
+            opt.step()
+            sched.step()
+            step += 1
+            if on_step is not None:
+                on_step(step, metrics)
+            if step >= steps:
+                break
+    return dmap.eval()
+
+
+def save_diamond(dmap: DiamondMap, path: str | os.PathLike, *, teacher=None, metadata: dict | None = None) -> Path:
+    """Write ``dmap`` (and the ``teacher`` policy, needed for PolicyPhi maps) to directory ``path`` atomically."""
+    path = Path(path)
+    net = dmap.net
+    if isinstance(net, PolicyPhi):
+        if teacher is None:
+            raise ValueError("a PolicyPhi Diamond Map needs its teacher policy to be saved with it")
+        phi = {"type": "policy", "time_dim": net.time_dim}
+    elif isinstance(net, MLPPhi):
+        phi = {"type": "mlp", "dim": net.dim, "cond_dim": net.cond_dim, "time_dim": net.time_dim,
+               "hidden": net.inp.out_features, "depth": sum(isinstance(m, nn.Linear) for m in net.body)}
+    else:
+        raise ValueError(f"cannot save a Diamond Map with net {type(net).__name__}; use PolicyPhi or MLPPhi")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        state = {k: v.detach().contiguous() for k, v in dmap.state_dict().items()}
+        save_file(state, tmp / "model.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
+        if teacher is not None:
+            teacher.save(tmp / "teacher")
+        config = {"format_version": FORMAT_VERSION, "kind": "diamond_map", "diamond": asdict(dmap.config),
+                  "phi": phi, "has_teacher": teacher is not None, "metadata": metadata or {}}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("saved Diamond Map to %s", path)
+    return path
+
+
+def load_diamond(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[DiamondMap, object | None]:
+    """(DiamondMap in eval mode, teacher policy or None) from a :func:`save_diamond` directory."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"no Diamond-Map checkpoint at {path} (missing config.json)")
+    config = json.loads(cfg_file.read_text())
+    if config.get("kind") != "diamond_map":
+        raise ValueError(f"{cfg_file} is not a Diamond-Map checkpoint (kind={config.get('kind')!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{cfg_file}: unsupported format_version {config.get('format_version')!r}")
+    teacher = None
+    if config.get("has_teacher"):
+        from ttfkit.policies import load
+
+        teacher = load(path / "teacher", device=device)
+    phi = config["phi"]
+    dcfg = DiamondConfig(**config["diamond"])
+    if phi["type"] == "policy":
+        if teacher is None:
+            raise ValueError(f"{cfg_file}: a policy Diamond Map needs teacher/ beside it")
+        dmap = policy_diamond(teacher, dcfg, time_dim=phi["time_dim"])
+    elif phi["type"] == "mlp":
+        net = MLPPhi(phi["dim"], hidden=phi["hidden"], depth=phi["depth"], cond_dim=phi["cond_dim"],
+                     time_dim=phi["time_dim"])
+        dmap = DiamondMap(net, dcfg)
+    else:
+        raise ValueError(f"{cfg_file}: unknown phi type {phi['type']!r}")
+    state = load_file(str(path / "model.safetensors"))
+    try:
+        dmap.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"weights in {path / 'model.safetensors'} do not match {cfg_file}: {err}") from err
+    return dmap.to(device).eval(), teacher
