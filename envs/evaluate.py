@@ -38,7 +38,7 @@ import numpy as np
 
 from ttfkit.envs.registry import _check_id, env_spec_json, make_env
 
-__all__ = ["evaluate", "EvalResult", "wilson_interval", "DEFAULT_EVAL_SEED"]
+__all__ = ["evaluate", "EvalResult", "wilson_interval", "make_vector_env", "DEFAULT_EVAL_SEED"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +191,7 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
         kwargs.update(render_mode="rgb_array", render_size=render_size)
     spec_json = env_spec_json(env_id, **kwargs)
 
-    fns = [functools.partial(make_env, env_id, **kwargs) for _ in range(n_envs)]
-    envs: gym.vector.VectorEnv = (gym.vector.AsyncVectorEnv(fns, context="forkserver") if n_envs > 1
-                                  else gym.vector.SyncVectorEnv(fns))
+    envs = make_vector_env(env_id, n_envs, **kwargs)
     seeds = [seed + i for i in range(n_episodes)]
     successes: list[bool] = []
     returns: list[float] = []
@@ -222,6 +220,15 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
                       successes=tuple(successes), returns=tuple(returns), lengths=tuple(lengths),
                       env_spec=spec_json, max_steps=limit, stop_on_success=stop_on_success,
                       videos=tuple(videos))
+
+
+def make_vector_env(env_id: str, n_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
+    """The evaluator's vector env: ``AsyncVectorEnv`` (forkserver workers) for n_envs > 1, else
+    ``SyncVectorEnv``; every sub-env is ``make_env(env_id, **kwargs)``."""
+    fns = [functools.partial(make_env, env_id, **kwargs) for _ in range(n_envs)]
+    if n_envs > 1:
+        return gym.vector.AsyncVectorEnv(fns, context="forkserver")
+    return gym.vector.SyncVectorEnv(fns)
 
 
 def _run_batch(policy: Any, envs: gym.vector.VectorEnv, seeds: list[int], n_real: int, limit: int,
