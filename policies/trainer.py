@@ -195,9 +195,11 @@ def train(config: TrainConfig, resume: bool = False,
                                  n_obs_steps=config.n_obs_steps, n_action_steps=config.n_action_steps,
                                  action_key=config.action_key, backbone=config.backbone,
                                  backbone_options=config.backbone_options, **config.policy_options).to(device)
+        # EMA copies the policy before the optimizer exists: optimizers that hook modules (DoPr) must
+        # not find their hooks duplicated on the shadow copy.
+        ema = EMA(policy, EMAConfig(power=config.ema_power, max_decay=config.ema_max_decay)) if config.ema else None
         optimizer = make_optimizer(config.optim, policy, lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-        ema = EMA(policy, EMAConfig(power=config.ema_power, max_decay=config.ema_max_decay)) if config.ema else None
         acc = {"loss": 0.0, "grad_norm": 0.0, "count": 0}
         start = 0
         if resume:

@@ -64,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="backbone config field, e.g. hidden_dim=512 or down_dims=[256,512,1024]")
     parser.add_argument("--num-workers", type=int, default=d.num_workers)
     parser.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per process (1 is fastest on a busy machine)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -75,8 +77,8 @@ def main(args: argparse.Namespace) -> int:
     from ttfkit.policies.trainer import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if os.environ.get("TTF_TRAIN_THREADS"):
-        torch.set_num_threads(int(os.environ["TTF_TRAIN_THREADS"]))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = TrainConfig(
         dataset=args.dataset, out=args.out, policy=args.policy, backbone=args.backbone, optim=args.optim,
         steps=args.steps, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,

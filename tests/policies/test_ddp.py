@@ -12,11 +12,11 @@ from ttfkit.policies.trainer import TrainConfig, train
 ARGS = ["--steps", "3", "--batch", "8", "--lr", "1e-3", "--warmup", "1", "--ckpt-every", "1", "--horizon", "8",
         "--n-action-steps", "4", "--val-fraction", "0", "--backbone-option", "hidden_dim=32",
         "--backbone-option", "n_blocks=1", "--policy-option", 'encoder={"lowdim_hidden": 16, "lowdim_features": 8}',
-        "--no-progress"]
+        "--no-progress", "--threads", "1"]
 
 
 def test_two_process_ddp_equals_single_process(tmp_path, tiny_store):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TTF_TRAIN_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "ttfkit.scripts.cli", "train", "--dataset", str(tiny_store), "--out", str(tmp_path / "ddp"), *ARGS]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)

@@ -25,7 +25,7 @@ class _Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("optim", ["adamw", "muon"])
+@pytest.mark.parametrize("optim", ["adamw", "muon", "dopr-adamw"])
 def test_resume_after_interruption_reproduces_the_run_exactly(tmp_path, tiny_store, optim):
     full = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "a"), steps=8, optim=optim, **TINY)
     last = train(full)
