@@ -48,7 +48,8 @@ def helpers():
     """The builders above, for tests that need their own stores (importlib mode has no
     `import conftest`)."""
     return SimpleNamespace(make_episodes=make_episodes, write_store=write_store,
-                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS)
+                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS,
+                           tiny=TINY)
 
 
 TINY = {"horizon": 8, "n_obs_steps": 2, "n_action_steps": 4, "backbone": "mlp",
@@ -85,4 +86,5 @@ def make_checkpoint(store_path, out, name: str = "flow", seed: int = 0, **overri
 def module_helpers():
     """``helpers`` for module-scoped fixtures."""
     return SimpleNamespace(make_episodes=make_episodes, write_store=write_store,
-                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS)
+                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS,
+                           tiny=TINY)
