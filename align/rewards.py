@@ -47,7 +47,10 @@ def make_reward(name: str, **kwargs):
             pass
     if name not in _REGISTRY:
         raise KeyError(f"unknown reward {name!r}; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**kwargs)
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"reward {name!r} rejected options {sorted(kwargs)}: {err}") from err
 
 
 def list_rewards() -> list[str]:
