@@ -102,6 +102,7 @@ class ChunkPolicy(nn.Module):
                                       cond_dim=self.encoder.out_dim, options=config.backbone_options)
         self._obs_history: deque = deque(maxlen=config.n_obs_steps)
         self._action_queue: deque = deque()
+        self._generator: torch.Generator | None = None
 
     # ----- subclass hooks (normalised action space) -----
     def _draw_loss_noise(self, batch_size: int, generator: torch.Generator | None,
@@ -124,10 +125,16 @@ class ChunkPolicy(nn.Module):
         """Trainable parameters (normaliser statistics are buffers and not counted)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def reset(self) -> None:
-        """Forget the observation history and the queued actions (call at every episode start)."""
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the observation history and the queued actions (call at every episode start).
+
+        With ``seed``, later ``select_action`` calls without a generator draw their noise from a
+        generator on the policy's device seeded with it (reproducible rollouts); otherwise from torch's global RNG.
+        """
         self._obs_history.clear()
         self._action_queue.clear()
+        if seed is not None:
+            self._generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def encode_obs(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """{key: (B, To, *shape)} in dataset units -> cond (B, Dc). Normalises, then encodes."""
@@ -202,7 +209,7 @@ class ChunkPolicy(nn.Module):
             self._obs_history.append(step)
         if not self._action_queue:
             obs_batch = {k: torch.stack([s[k] for s in self._obs_history], dim=1) for k in step}  # (B, To, ...)
-            chunk = self.predict_action_chunk(obs_batch, generator=generator)  # (B, H, Da)
+            chunk = self.predict_action_chunk(obs_batch, generator=generator or self._generator)  # (B, H, Da)
             start = self.config.n_obs_steps - 1
             self._action_queue.extend(chunk[:, start:start + self.config.n_action_steps].unbind(dim=1))
         return self._action_queue.popleft()

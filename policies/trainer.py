@@ -16,6 +16,8 @@ Run directory::
 Validation loss is computed on held-out *episodes* (``val_fraction``) with the EMA weights, on a
 fixed subset of windows with fixed noise and times (a generator seeded by ``seed`` alone), so values
 are comparable across checkpoints. LR: linear warmup, then cosine decay to ``min_lr_ratio`` · lr.
+The normaliser is fitted on every episode of the store (train and validation), as its statistics
+only fix the action/observation ranges.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 
 __all__ = ["add_arguments", "main"]
 
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ttfkit.policies.trainer import TrainConfig, train
 
@@ -91,23 +93,28 @@ def main(args: argparse.Namespace) -> int:
     )
     rank = int(os.environ.get("RANK", "0"))
     bar = None
-    if rank == 0 and not args.no_progress:
-        bar = tqdm(total=config.steps, desc=f"train {config.policy}/{config.backbone}", unit="step", dynamic_ncols=True)
 
     def progress(step: int, metrics: dict) -> None:
-        if bar is None:
+        nonlocal bar
+        if rank != 0 or args.no_progress:
             return
-        bar.n = step
+        if bar is None:  # created on the first step, after the run directory checks passed
+            bar = tqdm(total=config.steps, initial=step - 1, desc=f"train {config.policy}/{config.backbone}",
+                       unit="step", dynamic_ncols=True)
         val = metrics["val_loss"]
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
                         val="-" if val != val else f"{val:.4f}", refresh=False)
-        bar.update(0)
+        bar.update(step - bar.n)  # tqdm's rate and ETA come from these increments
 
-    if bar is not None and args.resume:
-        bar.set_description("resume")
-    ckpt = train(config, resume=args.resume, progress=progress)
-    if bar is not None:
-        bar.close()
+    try:
+        with logging_redirect_tqdm():
+            ckpt = train(config, resume=args.resume, progress=progress)
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"ttf train: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
     if rank == 0:
         print(f"done: {config.steps} steps; last checkpoint {ckpt}; metrics {os.path.join(config.out, 'metrics.csv')}")
     return 0
