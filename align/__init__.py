@@ -1,5 +1,7 @@
 """ttfkit.align: inference-time reward alignment of flow models (GLASS, Diamond Maps, best-of-N, SMC, guidance).
 
+Simulator look-ahead (``ttfkit.align.sim``), the learned chunk critic (``ttfkit.align.critic``) and policy
+Diamond Maps (``ttfkit.align.policy_diamond``) are imported on demand.
 Convention: x_t = (1-t)·x_0 + t·x_1, t = 0 noise, t = 1 data; a flow model is any object with
 ``velocity(t (N,), x (N, ...), cond)``; alignment targets p_r ∝ p·exp(r). See /work/shared/notes/methods.md.
 """
@@ -14,13 +16,16 @@ from ttfkit.align.diamond import (
 )
 from ttfkit.align.guidance import PosteriorValueGrad, guided_sample
 from ttfkit.align.nfe import NFECounter
+from ttfkit.align.policy import AlignConfig, AlignedPolicy
 from ttfkit.align.result import AlignResult
 from ttfkit.align.rewards import list_rewards, make_reward, register_reward
 from ttfkit.align.search import best_of_n, sample_ode
 from ttfkit.align.smc import estimate_value, smc
 
 __all__ = [
+    "AlignConfig",
     "AlignResult",
+    "AlignedPolicy",
     "DiamondConfig",
     "DiamondMap",
     "MLPPhi",

@@ -13,7 +13,8 @@ a context dict: ``{"obs": {key: (To, ...) dataset units}, "env_obs": {key: env-u
 "cond": (1, Dc), "env_index": b}`` plus ``"sim_env"`` when simulator shadows are attached
 (:class:`ttfkit.align.sim.ShadowEnvs`, kept in lockstep with the evaluator).
 
-The wrapped policy is modified: its ``predict_action_chunk`` is routed through the aligner.
+During ``select_action`` the wrapped policy's ``predict_action_chunk`` is routed through the aligner
+(restored afterwards); the policy's observation history and action queue are used as they are.
 Per-chunk statistics (NFE, wall time, reward of the chosen chunk) accumulate in ``stats``.
 """
 
@@ -99,7 +100,6 @@ class AlignedPolicy:
         self.posterior, self.shadow, self.generator = posterior, shadow, generator
         self.stats: list[dict] = []
         self._env_obs: dict[str, np.ndarray] | None = None
-        policy.predict_action_chunk = self._predict_aligned  # route the policy's chunks through us
 
     @property
     def config_dict(self) -> dict:
@@ -115,7 +115,16 @@ class AlignedPolicy:
         self._env_obs = obs
         if self.shadow is not None:
             self.shadow.check(obs)
-        action = self.policy.select_action(obs)
+        # route the policy's chunk prediction through the aligner for this call only
+        had = vars(self.policy).get("predict_action_chunk")
+        self.policy.predict_action_chunk = self._predict_aligned
+        try:
+            action = self.policy.select_action(obs)
+        finally:
+            if had is None:
+                vars(self.policy).pop("predict_action_chunk", None)
+            else:
+                self.policy.predict_action_chunk = had
         if self.shadow is not None:
             self.shadow.step(action.detach().cpu().numpy())
         return action
