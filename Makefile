@@ -35,7 +35,7 @@ $(LEROBOT_STAMP): $(STAMP) requirements-lerobot.txt tools/_ttfkit_torchvision_sh
 	touch $(LEROBOT_STAMP)
 
 demo: setup
-	$(VENV)/bin/ttf gap --preset demo --out outputs/demo
+	$(VENV)/bin/ttf gap --preset demo --threads 1 --out outputs/demo
 
 test: setup lerobot
 	$(PY) -m pytest

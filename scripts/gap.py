@@ -198,6 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument("--eval-max-steps", type=int)
     parser.add_argument("--n-envs", type=int)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy 2-core machine)")
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -220,6 +221,10 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     for cfg in _configs(args):
         print(f"== TTF gap: {cfg.env} -> {cfg.out}", flush=True)
