@@ -74,8 +74,7 @@ def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps
     Returns:
         ``out_dir`` as a Path.
     """
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
+    LeRobotDataset = _lerobot_dataset_class()
     if not isinstance(fps, int) or fps <= 0:
         raise ValueError(f"fps must be a positive int, got {fps!r}")
     out = Path(out_dir)
@@ -129,8 +128,7 @@ def import_lerobot(lerobot_dir: str | os.PathLike, out_zarr: str | os.PathLike, 
     (``lerobot_tasks``, ``lerobot_info``) unless the dataset came from :func:`export_lerobot`, whose
     attrs are restored as they were. Returns the new store opened for reading.
     """
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
+    LeRobotDataset = _lerobot_dataset_class()
     root = Path(lerobot_dir)
     if not (root / "meta" / "info.json").is_file():
         raise FileNotFoundError(f"{root}: not a LeRobotDataset (no meta/info.json)")
@@ -161,6 +159,15 @@ def import_lerobot(lerobot_dir: str | os.PathLike, out_zarr: str | os.PathLike, 
             out.add_episode(episode)
     logger.info("imported %s (%d episodes) to %s", root, len(starts), out_zarr)
     return ReplayBuffer.open(out_zarr, mode="r")
+
+
+def _lerobot_dataset_class() -> type:
+    try:
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    except ImportError as err:
+        raise ImportError("LeRobot dataset conversion needs LeRobot 0.4.4 beside ttfkit's torch: run "
+                          f"`make lerobot` (requirements-lerobot.txt, installed --no-deps): {err}") from err
+    return LeRobotDataset
 
 
 # ---------------------------------------------------------------------- export helpers
