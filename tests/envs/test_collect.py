@@ -102,3 +102,13 @@ def test_keep_modes_and_bad_arguments(tmp_path):
         collect(REACH, 2, tmp_path / "x.zarr", noise=-1.0)
     with pytest.raises(KeyError, match="unknown env id"):
         collect("ttfkit/nope-v1", 2, tmp_path / "x.zarr")
+
+
+def test_pixel_collection_records_images(tmp_path):
+    report = collect("ttfkit/fetch-push-v4", 1, tmp_path / "p.zarr", seed=4, pixels=True,
+                     env_kwargs={"image_size": 32})
+    buf = ReplayBuffer.open(tmp_path / "p.zarr")
+    ep = buf.get_episode(0)
+    assert report.kept == 1 and buf.attrs["pixels"] is True
+    assert ep["pixels"].shape == (len(ep["action"]), 32, 32, 3) and ep["pixels"].dtype == np.uint8
+    assert np.abs(ep["pixels"][-1].astype(int) - ep["pixels"][0]).sum() > 0  # the scene changed

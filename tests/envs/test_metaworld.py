@@ -55,6 +55,7 @@ def test_observation_slices_match_metaworld_state(pick_place):
         to_metaworld_obs(obs["agent_pos"], obs["environment_state"][:10])
 
 
+@pytest.mark.filterwarnings("ignore:Constant")
 @pytest.mark.parametrize("task", ["pick-place", "peg-insert-side", "assembly"])
 def test_expert_from_dict_matches_policy_on_raw_state(task):
     """The expert sees only the dict; Meta-World's policy sees the 39-dim state: same actions."""
