@@ -6,7 +6,8 @@ Protocol.
   coincide with demonstration layouts).
 - Episodes run in batches of ``n_envs`` in lockstep on gymnasium vector envs (``AsyncVectorEnv`` with
   one process per env when ``n_envs > 1``, ``SyncVectorEnv`` otherwise). ``policy.reset()`` is
-  called at the start of every batch, then ``policy.select_action(obs)`` once per step on the whole
+  called at the start of every batch (``reset(seed=first episode seed of the batch)`` when the
+  policy's ``reset`` takes a seed, so stochastic policies roll out reproducibly), then ``policy.select_action(obs)`` once per step on the whole
   batch: ``obs`` is a dict of np.ndarray (B, ...) in env units (pixels uint8 (B, H, W, 3)), and
   the policy returns actions (B, Da) (np.ndarray or torch.Tensor). The last batch is padded with
   extra envs whose episodes are discarded, so B is always ``n_envs``.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import logging
 import math
@@ -231,11 +233,20 @@ def make_vector_env(env_id: str, n_envs: int, **kwargs: Any) -> gym.vector.Vecto
     return gym.vector.SyncVectorEnv(fns)
 
 
+def _reset_policy(policy: Any, seed: int) -> None:
+    """``policy.reset(seed=...)`` when the policy takes a seed (its sampling noise then depends only
+    on the batch's first episode seed, so a rerun reproduces the rollouts), else ``policy.reset()``."""
+    if "seed" in inspect.signature(policy.reset).parameters:
+        policy.reset(seed=seed)
+    else:
+        policy.reset()
+
+
 def _run_batch(policy: Any, envs: gym.vector.VectorEnv, seeds: list[int], n_real: int, limit: int,
                stop_on_success: bool, record: list[bool]):
     """One lockstep batch; returns per real episode (success, return, length, frames)."""
     n = envs.num_envs
-    policy.reset()
+    _reset_policy(policy, seeds[0])
     obs, _ = envs.reset(seed=seeds)
     active = np.ones(n, dtype=bool)
     success = np.zeros(n, dtype=bool)

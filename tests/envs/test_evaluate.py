@@ -83,3 +83,27 @@ def test_result_json_round_trip_and_bad_policy_output():
         EvalResult.from_json('{"env_id": "x"}')
     with pytest.raises(ValueError, match="expected"):
         envs.evaluate(WrongShapePolicy(), "ttfkit/fetch-push-v4", 1, n_envs=1)
+
+
+class _NoisyPolicy:
+    """Random actions from a generator seeded by reset(seed=...): a stand-in for a sampling policy."""
+
+    def __init__(self):
+        self.reset_seeds = []
+
+    def reset(self, seed=None):
+        self.reset_seeds.append(seed)
+        self.rng = np.random.default_rng(seed)
+
+    def select_action(self, obs):
+        return self.rng.uniform(-1, 1, size=(len(obs["agent_pos"]), 4))
+
+
+def test_stochastic_policy_is_reseeded_per_batch_and_reproducible():
+    runs = []
+    for _ in range(2):
+        policy = _NoisyPolicy()
+        result = envs.evaluate(policy, "ttfkit/metaworld-reach-v3", 2, seed=100_000, n_envs=1, max_steps=5)
+        assert policy.reset_seeds == [100_000, 100_001]
+        runs.append(result.returns)
+    assert runs[0] == runs[1]
