@@ -1,6 +1,7 @@
 """`ttf export <format>`: hand a ttfkit policy checkpoint to another stack.
 
     ttf export lerobot --policy runs/flow/checkpoint --out exported/flow_lerobot
+    ttf export lerobot --policy CKPT --out DIR --align best-of-n --reward smoothness --particles 8
 
 `lerobot` writes a LeRobot pretrained-policy directory (policy type "ttfkit": config.json,
 model.safetensors, policy_pre/postprocessor.json with ttfkit's normalisation stats) that LeRobot
@@ -11,6 +12,7 @@ Needs `make lerobot` (LeRobot 0.4.4 + the lerobot_policy_ttfkit plugin).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 __all__ = ["add_arguments", "main"]
@@ -23,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--weights", choices=("auto", "model", "ema"), default="auto",
                    help="which weights to export (auto: EMA when the checkpoint has it)")
+    p.add_argument("--align", choices=("best-of-n", "smc", "guidance"), default=None,
+                   help="carry inference-time reward alignment in the exported policy (flow only)")
+    p.add_argument("--reward", default=None, help="registered reward name (ttfkit.align.list_rewards)")
+    p.add_argument("--reward-option", action="append", default=[], metavar="KEY=JSON",
+                   help="reward constructor option, e.g. --reward-option scale=2.0 (repeatable)")
+    p.add_argument("--particles", type=int, default=8, help="best-of-N candidates / SMC particles")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -32,6 +40,19 @@ def main(args: argparse.Namespace) -> int:
         from lerobot_policy_ttfkit.export_ttfkit import export_ttfkit_policy
     except ImportError as err:
         raise SystemExit(f"ttf export lerobot needs LeRobot and the ttfkit plugin (`make lerobot`): {err}")
-    out = export_ttfkit_policy(args.policy, args.out, weights=args.weights, overwrite=args.overwrite)
+    align = None
+    if args.align:
+        if not args.reward:
+            raise SystemExit("ttf export lerobot: --align needs --reward NAME")
+        options = {}
+        for item in args.reward_option:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SystemExit(f"ttf export lerobot: --reward-option must be KEY=JSON, got {item!r}")
+            options[key] = json.loads(value)
+        align = {"method": args.align, "reward": args.reward, "reward_options": options,
+                 "particles": args.particles}
+    out = export_ttfkit_policy(args.policy, args.out, weights=args.weights, align=align,
+                               overwrite=args.overwrite)
     print(f"wrote {out} (LeRobot policy type 'ttfkit'; load with --policy.path={out})")
     return 0

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.utils.constants import ACTION
 
 from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
@@ -31,12 +31,16 @@ _DERIVED = ("obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_step
 
 
 def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
-                         weights: str = "auto", overwrite: bool = False) -> Path:
+                         weights: str = "auto", align: dict | None = None,
+                         overwrite: bool = False) -> Path:
     """Export the ttfkit checkpoint directory ``checkpoint`` as a LeRobot policy in ``out_dir``.
 
     ``weights``: "auto" (EMA when saved, as ttfkit deploys), "model" or "ema". Observation keys map
     agent_pos -> observation.state, environment_state -> observation.environment_state and every
     (3, H, W) key K -> observation.images.K; other keys raise ``ValueError``.
+    ``align``: inference-time alignment carried in the config, ``{"method": "best-of-n"|"smc"|...,
+    "reward": registered reward name, "reward_options": {...}, **other AlignConfig fields}``
+    (flow policies with a normaliser only; see ``modeling_ttfkit``).
     """
     from ttfkit.policies import load
 
@@ -57,13 +61,24 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         inputs[feature] = PolicyFeature(type=kind, shape=tuple(shape))
         feature_key[feature] = key
     outputs = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(cfg.action_dim,))}
+    extra = {}
+    if align:
+        if source.name != "flow" or source.normalizer is None:
+            raise ValueError(f"{checkpoint}: alignment needs a flow policy with a normaliser, got "
+                             f"{source.name!r} (normaliser: {source.normalizer is not None})")
+        extra = {"align": {**_jsonable(align), "normalizer": source.normalizer.to_dict()},
+                 "normalization_mapping": {t: NormalizationMode.IDENTITY
+                                           for t in ("VISUAL", "STATE", "ENV", "ACTION")}}
     config = TtfkitConfig(
         policy=source.name, device="cpu", input_features=inputs, output_features=outputs,
         n_obs_steps=cfg.n_obs_steps, horizon=cfg.horizon, n_action_steps=cfg.n_action_steps,
-        policy_config={k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items() if k not in _DERIVED})
+        policy_config={k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items() if k not in _DERIVED},
+        **extra)
 
     policy = TtfkitPolicy(config)
-    state = {k: v for k, v in source.state_dict().items() if not k.startswith("normalizer.")}
+    state = source.state_dict()
+    if not align:  # LeRobot's processors normalise; the wrapped model has no normaliser
+        state = {k: v for k, v in state.items() if not k.startswith("normalizer.")}
     policy.model.load_state_dict(state, strict=True)
     if source.normalizer is not None:
         stats = stats_from_normalizer(source.normalizer, {**feature_key, ACTION: cfg.action_key})

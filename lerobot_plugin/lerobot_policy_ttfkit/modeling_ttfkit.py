@@ -6,6 +6,11 @@ normalised action chunks, and LeRobot's post-processor unnormalises them. With t
 ``ttf export lerobot`` writes this reproduces ttfkit's ``predict_action_chunk`` for the same
 observations and noise.
 
+With ``config.align`` set (``ttf export lerobot --align ...``) the chunks come from ttfkit's
+``AlignedPolicy`` (best-of-N / SMC / guidance under a registered reward). Rewards read chunks and
+observations in env units, so then the ttfkit normaliser lives inside the model (its stats travel
+in ``config.align["normalizer"]``) and the export sets every LeRobot normalisation to IDENTITY.
+
 Batch shapes (B batch, To obs steps, H horizon, Da action dim):
 - ``forward`` (training, LeRobotDataset with this config's delta timestamps): ``observation.*``
   (B, To, ...) and ``action`` (B, H, Da), all normalised -> (loss, {"loss": float}).
@@ -49,10 +54,20 @@ class TtfkitPolicy(PreTrainedPolicy):
 
         self.key_map = {feature: to_ttfkit_key(feature) for feature in config.input_features}
         obs_shapes = {self.key_map[f]: tuple(ft.shape) for f, ft in config.input_features.items()}
-        self.model = make_policy(config.policy, normalizer=None, **{
+        align = dict(config.align)
+        normalizer = None
+        if align:  # rewards need env units: ttfkit normalises inside, LeRobot's steps are identity
+            from ttfkit.data import Normalizer
+
+            if "normalizer" not in align:
+                raise KeyError("TtfkitConfig.align needs the ttfkit 'normalizer' stats (ttf export "
+                               "lerobot --align writes them)")
+            normalizer = Normalizer.from_dict(align.pop("normalizer"))
+        self.model = make_policy(config.policy, normalizer=normalizer, **{
             **config.policy_config, "obs_shapes": obs_shapes,
             "action_dim": config.output_features[ACTION].shape[0], "horizon": config.horizon,
             "n_obs_steps": config.n_obs_steps, "n_action_steps": config.n_action_steps})
+        self.aligned = _make_aligned(self.model, align) if align else None
         self._obs_history: deque = deque(maxlen=config.n_obs_steps)
         self._action_queue: deque = deque()
 
@@ -72,6 +87,8 @@ class TtfkitPolicy(PreTrainedPolicy):
     def reset(self) -> None:
         self._obs_history.clear()
         self._action_queue.clear()
+        if self.aligned is not None:
+            self.aligned.reset()
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Training loss on a normalised batch (module docstring) -> (loss, metrics)."""
@@ -89,12 +106,17 @@ class TtfkitPolicy(PreTrainedPolicy):
             if x.ndim == len(self.config.input_features[feature].shape) + 1:  # one step (B, ...)
                 x = x.unsqueeze(1).expand(-1, self.config.n_obs_steps, *x.shape[1:])
             obs[key] = x
+        if self.aligned is not None:  # env units in and out; the aligner draws its own noise
+            return self.aligned._predict_aligned(obs)
         return self.model.predict_action_chunk(obs, generator=generator, noise=noise)
 
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor], noise: Tensor | None = None,
                       generator: torch.Generator | None = None) -> Tensor:
-        """One normalised step {feature: (B, ...)} -> one normalised action (B, Da)."""
+        """One normalised step {feature: (B, ...)} -> one normalised action (B, Da); with alignment,
+        env units in and out (ttfkit's AlignedPolicy keeps the history and the action queue)."""
+        if self.aligned is not None:
+            return self.aligned.select_action({key: batch[f] for f, key in self.key_map.items()})
         step = {feature: batch[feature] for feature in self.key_map}
         if not self._obs_history:
             self._obs_history.extend([step] * self.config.n_obs_steps)
@@ -106,3 +128,16 @@ class TtfkitPolicy(PreTrainedPolicy):
             start = self.config.n_obs_steps - 1
             self._action_queue.extend(chunk[:, start:start + self.config.n_action_steps].unbind(dim=1))
         return self._action_queue.popleft()
+
+
+def _make_aligned(model: Any, align: dict[str, Any]) -> Any:
+    """ttfkit's AlignedPolicy around ``model`` from the config's ``align`` dict (minus the stats):
+    {"reward": name, "reward_options": {...}, **AlignConfig fields}."""
+    from ttfkit.align import make_reward
+    from ttfkit.align.policy import AlignConfig, AlignedPolicy
+
+    align = dict(align)
+    if "reward" not in align:
+        raise KeyError(f"TtfkitConfig.align needs a 'reward' name, got keys {sorted(align)}")
+    reward = make_reward(align.pop("reward"), **align.pop("reward_options", {}))
+    return AlignedPolicy(model, reward, AlignConfig(**align))

@@ -38,10 +38,11 @@ class LeRobotRollout:
 
 
 def evaluate_in_lerobot(policy_dir: str | os.PathLike, env_id: str, seeds: list[int],
-                        max_steps: int | None = None, env_kwargs: dict | None = None) -> LeRobotRollout:
+                        max_steps: int | None = None, env_kwargs: dict | None = None,
+                        generator: "torch.Generator | None" = None) -> LeRobotRollout:
     """Load ``policy_dir`` with LeRobot's factory and run one LeRobot ``rollout`` per seed
-    (one env, so episodes use exactly the seeds given). Sampling noise comes from torch's global
-    generator, as in ``lerobot-eval``."""
+    (one env, so episodes use exactly the seeds given). Sampling noise comes from ``generator``
+    when given, else from torch's global generator as in ``lerobot-eval``."""
     import torch
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     from lerobot.processor import PolicyProcessorPipeline
@@ -51,6 +52,8 @@ def evaluate_in_lerobot(policy_dir: str | os.PathLike, env_id: str, seeds: list[
     from ttfkit.envs import make_env
 
     policy = get_policy_class("ttfkit").from_pretrained(policy_dir)
+    if generator is not None:  # rollout calls select_action(observation): bind the generator
+        policy.select_action = functools.partial(policy.select_action, generator=generator)
     overrides = {}
     if any(k.startswith("observation.images.") for k in policy.config.input_features):
         camera = next(k for k in policy.config.input_features if k.startswith("observation.images."))

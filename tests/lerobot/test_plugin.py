@@ -175,3 +175,37 @@ def test_ttf_export_lerobot_cli(exported, tmp_path, capsys):
     assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
     with pytest.raises(FileExistsError, match="cli_export"):
         main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out)])
+
+
+def test_aligned_export_acts_like_ttfkits_aligned_policy(exported, tmp_path):
+    from ttfkit.align import make_reward
+    from ttfkit.align.policy import AlignConfig, AlignedPolicy
+    from ttfkit.scripts.cli import main
+
+    ckpt, _ = exported["flow"]
+    out = tmp_path / "aligned"
+    assert main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out), "--align", "best-of-n",
+                 "--reward", "smoothness", "--reward-option", "scale=2.0", "--particles", "4"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["align"]["method"] == "best-of-n" and config["align"]["particles"] == 4
+    assert set(config["normalization_mapping"].values()) == {"IDENTITY"}
+    policy = get_policy_class("ttfkit").from_pretrained(out)
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
+    reference = AlignedPolicy(load(ckpt), make_reward("smoothness", scale=2.0),
+                              AlignConfig(method="best-of-n", particles=4))
+    steps = _obs_batch(exported["store"], batch=2, n_obs_steps=5, seed=4)
+    policy.reset()
+    reference.reset()
+    for t in range(5):
+        step = {key: steps[key][:, t] for key in FEATURES.values()}
+        env_step = {k: v.numpy() for k, v in step.items()}
+        env_step["pixels"] = (step["pixels"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+        with torch.random.fork_rng():
+            torch.manual_seed(t)
+            want = reference.select_action(env_step)
+        with torch.random.fork_rng():
+            torch.manual_seed(t)
+            got = post(policy.select_action(pre({f: step[k] for f, k in FEATURES.items()})))
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    n_steps = load(ckpt).config.num_steps
+    assert policy.aligned.summary()["nfe_per_chunk"] == 4 * n_steps  # best-of-4 really ran
