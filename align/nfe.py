@@ -17,7 +17,8 @@ __all__ = ["NFECounter"]
 class NFECounter:
     """Proxy that counts calls of ``velocity(t, x, cond)`` and of ``__call__`` on the wrapped object.
 
-    The batch size is taken from the first positional argument (``t``, shape (N,)). All other attributes
+    The batch size is the leading dim of the first positional tensor argument that has one (``t`` may be
+    a float, e.g. a Diamond Map's ``(t, s, s', x_t, x̄, cond)`` with scalar times). All other attributes
     are forwarded to the wrapped object. Mutates only its own counters.
     """
 
@@ -30,9 +31,9 @@ class NFECounter:
         self._count(t, x)
         return self.model.velocity(t, x, cond)
 
-    def __call__(self, t: Tensor, *args, **kwargs):
-        self._count(t, args[0] if args else None)
-        return self.model(t, *args, **kwargs)
+    def __call__(self, *args, **kwargs):
+        self._count(*args)
+        return self.model(*args, **kwargs)
 
     def reset(self) -> None:
         """Set both counters to zero."""
@@ -43,11 +44,7 @@ class NFECounter:
         # Only called for attributes not found on the proxy itself.
         return getattr(self.__dict__["model"], name)
 
-    def _count(self, t, x) -> None:
+    def _count(self, *args) -> None:
         self.calls += 1
-        if isinstance(t, Tensor) and t.ndim > 0:
-            self.evals += t.shape[0]
-        elif isinstance(x, Tensor):
-            self.evals += x.shape[0]
-        else:
-            self.evals += 1
+        rows = next((a.shape[0] for a in args if isinstance(a, Tensor) and a.ndim > 0), 1)
+        self.evals += rows

@@ -80,6 +80,7 @@ def test_nfe_counter_counts_rows_and_forwards_attributes(mix2d):
     assert c.dim == 2
     c.reset()
     assert (c.calls, c.evals) == (0, 0)
-    net = NFECounter(lambda t, x: x)
-    net(torch.zeros(4), torch.zeros(4, 2))
-    assert (net.calls, net.evals) == (1, 4)
+    net = NFECounter(lambda t, s, x: x)
+    net(torch.zeros(4), 0.5, torch.zeros(4, 2))
+    net(0.3, 0.5, torch.zeros(3, 2))  # scalar times: rows from the first tensor
+    assert (net.calls, net.evals) == (2, 7)

@@ -120,3 +120,13 @@ def test_smc_is_seeded_and_validates(mix2d):
         smc(mix2d, reward, **kw, ess_threshold=2.0)
     with pytest.raises(ValueError, match="posterior"):
         smc(mix2d, reward, **{**kw, "n_steps": 2}, posterior="nope")
+
+
+def test_smc_counts_one_nfe_per_diamond_call(mix2d):
+    from ttfkit.align.diamond import DiamondMap, MLPPhi
+
+    torch.manual_seed(0)
+    dmap = DiamondMap(MLPPhi(2, hidden=8, depth=1))
+    res = smc(mix2d, make_reward("zero"), n_particles=10, n_steps=4, shape=(2,), posterior=dmap, value_samples=3,
+              generator=torch.Generator().manual_seed(0))
+    assert res.nfe == 10 * 4 + 10 * 3 * 3  # one call per transition and per value sample
