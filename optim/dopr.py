@@ -18,6 +18,7 @@ is the AP half (usable with any optimizer via ``attach``); ``DoPr`` is the drop-
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import logging
 import weakref
@@ -374,6 +375,7 @@ def _find_layers(model: nn.Module, include, exclude) -> dict[str, _Layer]:
     include = None if include is None else list(include)
     exclude = [] if exclude is None else list(exclude)
     layers, matched = {}, set()
+    owners = collections.Counter(id(m.weight) for m in model.modules() if isinstance(m, _SUPPORTED))
     for name, module in model.named_modules():
         if not isinstance(module, _SUPPORTED):
             continue
@@ -390,7 +392,8 @@ def _find_layers(model: nn.Module, include, exclude) -> dict[str, _Layer]:
             logger.warning("DoPr: %r is a grouped conv (groups=%d); it gets the base optimizer only",
                            name, module.groups)
             continue
-        if any(layer.module is module for layer in layers.values()):
+        if owners[id(module.weight)] > 1:
+            logger.warning("DoPr: %r shares its weight with another layer; it gets the base optimizer only", name)
             continue
         layers[name] = _Layer(module)
     if include is not None and set(include) - matched:
@@ -435,25 +438,27 @@ def _accumulate(layer: _Layer, x: torch.Tensor) -> None:
 
 
 def _apply(layer: _Layer) -> None:
-    """Replace [dW, db] by [dW, db] (Sigma + tau I)^-1 in place; a non-finite result keeps the raw grad."""
+    """Replace [dW, db] by [dW, db] (Sigma + tau I)^-1 in place (the inverse is finite by construction).
+
+    With a bias the product is split into blocks of P = [[P_ww, p_wb], [p_wb^T, p_bb]], so no
+    concatenated copy of the gradient is made: dW' = dW P_ww + db p_wb^T, db' = dW p_wb + db p_bb.
+    """
     weight, bias = layer.weight, layer.bias
     if weight.grad is None:
         return
-    out = weight.shape[0]
-    g = weight.grad.reshape(out, -1).float()
-    if bias is not None:
-        bias_grad = torch.zeros(out, dtype=torch.float32, device=g.device) if bias.grad is None else bias.grad.float()
-        g = torch.cat([g, bias_grad[:, None]], dim=1)  # (out, d_in + 1)
-    m = g @ layer.inverse
-    m = torch.where(torch.isfinite(m).all(), m, g)  # never hand a non-finite AP gradient on (no sync)
-    if bias is not None:
-        weight.grad.copy_(m[:, :-1].reshape(weight.shape))
-        if bias.grad is None:
-            bias.grad = m[:, -1].to(bias.dtype).clone()
-        else:
-            bias.grad.copy_(m[:, -1])
+    inverse = layer.inverse
+    gw = weight.grad.reshape(weight.shape[0], -1).float()  # (out, d_in)
+    if bias is None:
+        weight.grad.copy_((gw @ inverse).view(weight.shape))
+        return
+    gb = bias.grad.float() if bias.grad is not None else torch.zeros(weight.shape[0], device=gw.device)  # (out,)
+    mw = torch.addr(gw @ inverse[:-1, :-1], gb, inverse[-1, :-1])
+    mb = torch.addmv(gb * inverse[-1, -1], gw, inverse[:-1, -1])
+    weight.grad.copy_(mw.view(weight.shape))
+    if bias.grad is None:
+        bias.grad = mb.to(bias.dtype)
     else:
-        weight.grad.copy_(m.reshape(weight.shape))
+        bias.grad.copy_(mb)
 
 
 # ---- registry entries ---------------------------------------------------------------------------

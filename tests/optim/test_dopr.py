@@ -310,7 +310,7 @@ def test_gradient_accumulation_equals_one_batch(base):
         opt_b.step()
         for p, q in zip(net_a.parameters(), net_b.parameters()):
             _assert_rel_close(q.grad, p.grad, 1e-3)
-            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(q, p, rtol=0, atol=3e-4)  # Muon's bfloat16 Newton-Schulz; steps ~1e-2
 
 
 def test_amortised_refresh_uses_the_mean_since_the_last_refresh():
@@ -336,6 +336,9 @@ def test_include_exclude_and_grouped_conv(caplog):
     assert sorted(ap.layers) == ["0", "2"] and "grouped conv" in caplog.text
     assert sorted(ActivationPreconditioner(net, exclude=["0"]).layers) == ["2"]
     assert sorted(ActivationPreconditioner(net, include=["2"]).layers) == ["2"]
+    tied = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4))
+    tied[1].weight = tied[0].weight  # one gradient from two layers' inputs: no single Sigma applies
+    assert sorted(ActivationPreconditioner(tied).layers) == ["2"]
     with pytest.raises(ValueError, match="match no"):
         ActivationPreconditioner(net, include=["nope*"])
     with pytest.raises(ValueError, match="damping_mode"):

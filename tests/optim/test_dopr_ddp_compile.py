@@ -42,7 +42,9 @@ def test_two_process_gloo_run_equals_single_process(tmp_path):
             opt.step()
         for key, value in net.state_dict().items():
             assert not torch.allclose(value, start[key])
-            torch.testing.assert_close(ddp_results[base][key], value, rtol=1e-4, atol=1e-5)
+            # Muon's bfloat16 Newton-Schulz turns float32 reassociation into ~1e-4 (steps are ~1e-2)
+            atol = 1e-5 if base == "adamw" else 3e-4
+            torch.testing.assert_close(ddp_results[base][key], value, rtol=0, atol=atol)
 
 
 def _mlp():
