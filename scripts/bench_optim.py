@@ -170,6 +170,19 @@ def bench_toy(seeds: int, lrs: list[float]) -> list[dict]:
     return rows
 
 
+def bench_toy_damping(seeds: int, lr: float, dampings: list[float]) -> list[dict]:
+    """Steps to target against the damping (trace mode), per-step and amortised (10, 50)."""
+    rows = []
+    for damping in dampings:
+        for s, i in ((1, 1), (10, 50)):
+            steps = statistics.median(_regression_steps("dopr-adamw", seed, lr, damping=damping, stat_every=s,
+                                                        inverse_every=i) for seed in range(seeds))
+            rows.append({"toy": "correlated-regression", "lr": lr, "optimizer": "dopr-adamw", "ema": None,
+                         "damping": damping, "stat_every": s, "inverse_every": i, "median_steps": steps,
+                         "advantage_kept": float("nan")})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nets", nargs="*", default=["mlp", "unet"], help="policy backbones to time")
@@ -180,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--toy-seeds", type=int, default=5)
     parser.add_argument("--toy-lrs", type=float, nargs="*", default=[1e-2])
+    parser.add_argument("--toy-dampings", type=float, nargs="*", default=[],
+                        help="also sweep DoPr's damping on the toy (at the first --toy-lrs)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
@@ -207,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.toy_seeds:
         for row in bench_toy(args.toy_seeds, args.toy_lrs):
             emit(row)
+        for row in bench_toy_damping(args.toy_seeds, args.toy_lrs[0], args.toy_dampings):
+            emit(row)
 
     print(f"\n# {env['device']}, torch {env['torch']}, commit {env['commit']}, threads {env['threads']}")
     for r in rows:
@@ -218,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"[{ratio['min']:.2f}, {ratio['max']:.2f}]  min/min x{r['ratio_of_min']:.2f}  {kind}")
         else:
             extra = "" if r["optimizer"] == "adamw" else (f" ema={r['ema']} s={r['stat_every']} i={r['inverse_every']}"
+                                                          f" damping={r.get('damping', 'default')}"
                                                           f" kept={r['advantage_kept']:.2f}")
             print(f"toy lr={r['lr']} {r['optimizer']}{extra}: {r['median_steps']} steps")
     return 0

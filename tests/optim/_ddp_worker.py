@@ -41,7 +41,7 @@ def main(out: str) -> None:
     for base in ("adamw", "muon"):
         net = build_net()
         ddp = DistributedDataParallel(net)
-        opt = DoPr(ddp, base=base, lr=1e-2, damping=1e-2)
+        opt = DoPr(ddp, base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1)
         for step, (x, y) in enumerate(global_batches()):
             xs, ys = x.chunk(world)[rank], y.chunk(world)[rank]
             opt.zero_grad()

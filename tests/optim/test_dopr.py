@@ -174,7 +174,7 @@ def test_reparameterisation_invariance_step_by_step():
 def test_rank_deficient_batches_keep_parameters_finite(base, bias, inputs):
     gen = torch.Generator().manual_seed(5)
     net = nn.Sequential(nn.Linear(16, 16, bias=bias), nn.ReLU(), nn.Conv1d(1, 2, 3, bias=bias))
-    opt = DoPr(net, base=base, lr=1e-2, damping=0.0, damping_mode="absolute")
+    opt = DoPr(net, base=base, lr=1e-2, damping=0.0, damping_mode="absolute", stat_every=1, inverse_every=1)
     for _ in range(3):
         x = torch.zeros(4, 1, 16) if inputs == "zeros" else torch.randn(2, 1, 16, generator=gen)  # n < d
         opt.zero_grad()
@@ -227,7 +227,7 @@ def test_dopr_adamw_needs_at_most_half_the_steps_of_adamw():
     torch.manual_seed(0)  # nn.Linear's init; both runs start from the same weights
     adamw = _regression_steps("adamw", 1e-2, 0)
     torch.manual_seed(0)
-    dopr = _regression_steps("dopr-adamw", 1e-2, 0)
+    dopr = _regression_steps("dopr-adamw", 1e-2, 0, stat_every=1, inverse_every=1)  # the paper's per-batch AP
     assert adamw < 1500, "AdamW must reach the target for the comparison to mean anything"
     assert dopr <= adamw / 2, (dopr, adamw)
 
@@ -298,7 +298,8 @@ def test_gradient_accumulation_equals_one_batch(base):
     net_a = _conv_net()
     net_b = copy.deepcopy(net_a)
     # the Linear sees 8 rows of dimension 25 (n < d): tau bounds the conditioning, hence the tolerance
-    opt_a, opt_b = DoPr(net_a, base=base, lr=1e-2, damping=1e-2), DoPr(net_b, base=base, lr=1e-2, damping=1e-2)
+    kw = dict(base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1)
+    opt_a, opt_b = DoPr(net_a, **kw), DoPr(net_b, **kw)
     # after step(), .grad holds the AP gradient (precondition_ rewrites it; the base only reads it)
     for x, y in _batches(3, gen):
         opt_a.zero_grad()
@@ -368,7 +369,7 @@ def test_attach_to_registry_muon_equals_dopr_muon():
     gen = torch.Generator().manual_seed(11)
     net_a = _conv_net()
     net_b = copy.deepcopy(net_a)
-    opt_a = make_optimizer("dopr-muon", net_a, lr=1e-2, damping=1e-2)
+    opt_a = make_optimizer("dopr-muon", net_a, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1)
     opt_b = make_optimizer("muon", net_b, lr=1e-2)
     ActivationPreconditioner(net_b, damping=1e-2).attach(opt_b)  # the hook keeps the preconditioner alive
     batches = _batches(3, gen)

@@ -35,7 +35,7 @@ def test_two_process_gloo_run_equals_single_process(tmp_path):
     for base in ("adamw", "muon"):
         net = worker.build_net()
         start = copy.deepcopy(net.state_dict())
-        opt = DoPr(net, base=base, lr=1e-2, damping=1e-2)
+        opt = DoPr(net, base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1)
         for x, y in worker.global_batches():
             opt.zero_grad()
             worker._loss(net, x, y).backward()
@@ -57,8 +57,8 @@ def test_compiled_and_eager_training_give_the_same_ap_gradients():
     batches = [(torch.randn(32, 6, generator=gen), torch.randn(32, 2, generator=gen)) for _ in range(3)]
     eager, compiled_base = _mlp(), _mlp()
     compiled = torch.compile(compiled_base, backend="aot_eager", fullgraph=False)
-    opt_e = DoPr(eager, lr=1e-2, damping=1e-2, stat_every=2)  # stat_every=2: the recording flag flips
-    opt_c = DoPr(compiled, lr=1e-2, damping=1e-2, stat_every=2)
+    opt_e = DoPr(eager, lr=1e-2, damping=1e-2, stat_every=2, inverse_every=1)  # stat_every=2: the recording flag flips
+    opt_c = DoPr(compiled, lr=1e-2, damping=1e-2, stat_every=2, inverse_every=1)
     for step, (x, y) in enumerate(batches):
         for net, opt in ((eager, opt_e), (compiled, opt_c)):
             opt.zero_grad()
