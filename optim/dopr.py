@@ -330,7 +330,8 @@ class ActivationPreconditioner:
         for attempt in range(self.max_retries + 1):
             factor, info = torch.linalg.cholesky_ex(sigma + tau * eye)
             if info.item() == 0:
-                inverse = torch.cholesky_inverse(factor)
+                # row-major, like a reloaded checkpoint's copy, so resumed runs take the same matmul path
+                inverse = torch.cholesky_inverse(factor).contiguous()
                 if torch.isfinite(inverse).all():
                     layer.inverse, layer.tau = inverse, tau
                     if attempt:
