@@ -19,12 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
+from ttfkit.envs.base import TaskEnv
 from ttfkit.envs.registry import register_env
-from ttfkit.envs.rendering import OffscreenCamera, fast_visuals
 
 __all__ = ["FetchEnv", "TASKS", "AGENT_POS_DIM", "ENV_STATE_DIM"]
 
@@ -41,7 +39,7 @@ _AGENT = np.r_[0:3, 9:11, 20:23, 23:25]
 _OBJECT = np.r_[3:6, 11:14, 14:17, 17:20]
 
 
-class FetchEnv(gym.Env):
+class FetchEnv(TaskEnv):
     """A gymnasium-robotics Fetch task with a dict observation and seeded layouts.
 
     Args:
@@ -54,39 +52,22 @@ class FetchEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    suite = "Fetch"
 
     def __init__(self, task: str, pixels: bool = False, image_size: int = 96, camera: str | None = None,
                  render_mode: str | None = None, render_size: int = 256) -> None:
         if task not in TASKS:
             raise KeyError(f"unknown Fetch task {task!r}; known: {sorted(TASKS)}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"{render_mode=} must be None or 'rgb_array'")
-        if image_size <= 0 or render_size <= 0:
-            raise ValueError(f"{image_size=} and {render_size=} must be positive")
         try:
             module, cls = TASKS[task].split(":")
             env_cls = getattr(__import__(module, fromlist=[cls]), cls)
         except ImportError as err:  # pragma: no cover - core dependency
             raise ImportError("gymnasium-robotics is missing: pip install 'gymnasium-robotics==1.4.2'") from err
         self.task = task
-        self.pixels = pixels
-        self.render_mode = render_mode
-        self._image_size = image_size
-        self._render_size = render_size
-        self._camera_spec: str | dict = dict(FREE_CAMERA) if camera is None else camera
         self._env = env_cls(reward_type="sparse")
-        fast_visuals(self._env.model, max(image_size, render_size), max(image_size, render_size))
-        self._cameras: dict[int, OffscreenCamera] = {}
-        if pixels or render_mode is not None:
-            self._camera(image_size if pixels else render_size)
-        obs_spaces = {
-            "agent_pos": spaces.Box(-np.inf, np.inf, (AGENT_POS_DIM,), np.float32),
-            "environment_state": spaces.Box(-np.inf, np.inf, (ENV_STATE_DIM,), np.float32),
-        }
-        if pixels:
-            obs_spaces["pixels"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
-        self.observation_space = spaces.Dict(obs_spaces)
-        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self._init_views(agent_dim=AGENT_POS_DIM, env_dim=ENV_STATE_DIM, pixels=pixels, image_size=image_size,
+                         render_mode=render_mode, render_size=render_size,
+                         camera=dict(FREE_CAMERA) if camera is None else camera)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -96,22 +77,9 @@ class FetchEnv(gym.Env):
         return self._obs(raw), {"is_success": self._success(raw)}
 
     def step(self, action: np.ndarray):
-        action = np.asarray(action, dtype=np.float32)
-        if action.shape != (4,):
-            raise ValueError(f"Fetch action must have shape (4,), got {action.shape}")
+        action = self._check_action(action)
         raw, reward, _, _, info = self._env.step(action)
         return self._obs(raw), float(reward), False, False, {"is_success": bool(info["is_success"])}
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        return self._frame(self._render_size)
-
-    def close(self) -> None:
-        for cam in self._cameras.values():
-            cam.close()
-        self._cameras.clear()
-        self._env.close()
 
     def layout(self) -> np.ndarray:
         """The current episode's layout: initial object xy and goal xyz (5,)."""
@@ -120,15 +88,9 @@ class FetchEnv(gym.Env):
     def _success(self, raw: dict[str, np.ndarray]) -> bool:
         return bool(self._env._is_success(raw["achieved_goal"], raw["desired_goal"]))
 
-    def _camera(self, size: int) -> OffscreenCamera:
-        if size not in self._cameras:
-            self._cameras[size] = OffscreenCamera(self._env.model, self._env.data, size, size,
-                                                  self._camera_spec)
-        return self._cameras[size]
-
     def _frame(self, size: int) -> np.ndarray:
         self._env._render_callback()  # moves the goal marker site to the current goal
-        return self._camera(size).render()
+        return super()._frame(size)
 
     def _obs(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         o = raw["observation"]

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
+from ttfkit.envs.base import TaskEnv
 from ttfkit.envs.registry import register_env
-from ttfkit.envs.rendering import OffscreenCamera, fast_visuals
 
 __all__ = ["MetaWorldEnv", "TASKS", "to_metaworld_obs", "AGENT_POS_DIM", "ENV_STATE_DIM"]
 
@@ -72,7 +70,7 @@ def to_metaworld_obs(agent_pos: np.ndarray, environment_state: np.ndarray) -> np
     return np.concatenate([current, current, environment_state[..., 14:]], axis=-1)  # (..., 39)
 
 
-class MetaWorldEnv(gym.Env):
+class MetaWorldEnv(TaskEnv):
     """One Meta-World v3 task with a fresh random layout per seeded reset and a dict observation.
 
     Args:
@@ -86,25 +84,17 @@ class MetaWorldEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+    suite = "Meta-World"
 
     def __init__(self, task: str, pixels: bool = False, image_size: int = 96, camera: str = "corner",
                  render_mode: str | None = None, render_size: int = 256) -> None:
         if task not in TASKS:
             raise KeyError(f"unknown Meta-World v3 task {task!r}; known: {', '.join(TASKS)}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"{render_mode=} must be None or 'rgb_array'")
-        if image_size <= 0 or render_size <= 0:
-            raise ValueError(f"{image_size=} and {render_size=} must be positive")
         try:
             from metaworld.env_dict import ALL_V3_ENVIRONMENTS
         except ImportError as err:  # pragma: no cover - core dependency
             raise ImportError("Meta-World is missing: pip install 'metaworld==3.1.1'") from err
         self.task = task
-        self.pixels = pixels
-        self.render_mode = render_mode
-        self._image_size = image_size
-        self._render_size = render_size
-        self._camera_name = camera
         env = ALL_V3_ENVIRONMENTS[f"{task}-v3"]()
         # Goal observable, fresh layout per reset drawn from self.np_random (see module docstring).
         env._partially_observable = False
@@ -114,19 +104,8 @@ class MetaWorldEnv(gym.Env):
         env._set_task_called = True
         env.max_path_length = _NO_LIMIT
         self._env = env
-        fast_visuals(env.model, max(image_size, render_size), max(image_size, render_size))
-        self._cameras: dict[int, OffscreenCamera] = {}
-        if pixels or render_mode is not None:  # fail early on a bad camera name
-            self._camera(image_size if pixels else render_size)
-
-        obs_spaces = {
-            "agent_pos": spaces.Box(-np.inf, np.inf, (AGENT_POS_DIM,), np.float32),
-            "environment_state": spaces.Box(-np.inf, np.inf, (ENV_STATE_DIM,), np.float32),
-        }
-        if pixels:
-            obs_spaces["pixels"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
-        self.observation_space = spaces.Dict(obs_spaces)
-        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self._init_views(agent_dim=AGENT_POS_DIM, env_dim=ENV_STATE_DIM, pixels=pixels, image_size=image_size,
+                         render_mode=render_mode, render_size=render_size, camera=camera, rotate180=True)
 
     # -- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -136,33 +115,14 @@ class MetaWorldEnv(gym.Env):
         return self._obs(raw), {"is_success": False}
 
     def step(self, action: np.ndarray):
-        action = np.asarray(action, dtype=np.float32)
-        if action.shape != (4,):
-            raise ValueError(f"Meta-World action must have shape (4,), got {action.shape}")
+        action = self._check_action(action)
         raw, reward, _, _, info = self._env.step(action)
         return self._obs(raw), float(reward), False, False, {"is_success": bool(info["success"])}
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        return self._camera(self._render_size).render()
-
-    def close(self) -> None:
-        for cam in self._cameras.values():
-            cam.close()
-        self._cameras.clear()
-        self._env.close()
 
     # -- helpers --------------------------------------------------------------------------------
     def layout(self) -> np.ndarray:
         """The current episode's random layout vector (object/goal positions; Meta-World rand_vec)."""
         return np.array(self._env._last_rand_vec, dtype=np.float64)
-
-    def _camera(self, size: int) -> OffscreenCamera:
-        if size not in self._cameras:
-            self._cameras[size] = OffscreenCamera(self._env.model, self._env.data, size, size,
-                                                  self._camera_name, rotate180=True)
-        return self._cameras[size]
 
     def _obs(self, raw: np.ndarray) -> dict[str, np.ndarray]:
         self.last_raw_obs = raw.copy()  # Meta-World's 39-dim state, kept for inspection and tests
@@ -171,7 +131,7 @@ class MetaWorldEnv(gym.Env):
             "environment_state": np.concatenate([raw[4:18], raw[36:39]]).astype(np.float32),
         }
         if self.pixels:
-            obs["pixels"] = self._camera(self._image_size).render()
+            obs["pixels"] = self._frame(self._image_size)
         return obs
 
 

@@ -110,7 +110,7 @@ def _render_fps(env_id: str, fast: bool, frames: int, repeats: int) -> list[floa
     if not fast:  # MuJoCo's default visual quality
         inner.model.vis.quality.shadowsize = 4096
         inner.model.vis.quality.offsamples = 4
-    camera = env.unwrapped._camera_spec if hasattr(env.unwrapped, "_camera_spec") else env.unwrapped._camera_name
+    camera = env.unwrapped._camera_spec
     cam = OffscreenCamera(inner.model, inner.data, 96, 96, camera)
     for _ in range(5):
         cam.render()
