@@ -132,7 +132,7 @@ def bench_time(backbone: str, base: str, reps: int, batch_size: int, device: tor
     return rows
 
 
-def _regression_steps(name: str, seed: int, lr: float, target: float = 0.05, max_steps: int = 2000, **kw) -> int:
+def regression_steps(name: str, seed: int, lr: float, target: float = 0.05, max_steps: int = 2000, **kw) -> int:
     """Steps until ||W - W*|| / ||W*|| < target; inputs x = A g with cov(x) eigenvalues 1 .. 1e-3."""
     gen = torch.Generator().manual_seed(seed)
     d = 16
@@ -155,13 +155,13 @@ def _regression_steps(name: str, seed: int, lr: float, target: float = 0.05, max
 def bench_toy(seeds: int, lrs: list[float]) -> list[dict]:
     rows = []
     for lr in lrs:
-        adamw = statistics.median(_regression_steps("adamw", s, lr) for s in range(seeds))
+        adamw = statistics.median(regression_steps("adamw", s, lr) for s in range(seeds))
         rows.append({"toy": "correlated-regression", "lr": lr, "optimizer": "adamw", "median_steps": adamw})
         best = None
         for ema in (None, 0.9):
             for s, i in GRID:
                 steps = statistics.median(
-                    _regression_steps("dopr-adamw", seed, lr, stat_every=s, inverse_every=i, ema=ema)
+                    regression_steps("dopr-adamw", seed, lr, stat_every=s, inverse_every=i, ema=ema)
                     for seed in range(seeds))
                 best = steps if best is None else best
                 rows.append({"toy": "correlated-regression", "lr": lr, "optimizer": "dopr-adamw", "ema": ema,
@@ -175,7 +175,7 @@ def bench_toy_damping(seeds: int, lr: float, dampings: list[float]) -> list[dict
     rows = []
     for damping in dampings:
         for s, i in ((1, 1), (10, 50)):
-            steps = statistics.median(_regression_steps("dopr-adamw", seed, lr, damping=damping, stat_every=s,
+            steps = statistics.median(regression_steps("dopr-adamw", seed, lr, damping=damping, stat_every=s,
                                                         inverse_every=i) for seed in range(seeds))
             rows.append({"toy": "correlated-regression", "lr": lr, "optimizer": "dopr-adamw", "ema": None,
                          "damping": damping, "stat_every": s, "inverse_every": i, "median_steps": steps,
