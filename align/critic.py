@@ -16,12 +16,12 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ttfkit.align.rewards import register_reward
+from ttfkit.data.atomic import replace_path
 
 __all__ = ["ChunkCritic", "CriticReward", "collect_critic_data", "fit_critic", "save_critic", "load_critic"]
 
@@ -121,12 +121,7 @@ def save_critic(critic: ChunkCritic, path: str | os.PathLike) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, tmp / "model.safetensors")
     (tmp / "config.json").write_text(json.dumps({"kind": "chunk_critic", "format_version": 1, **critic.sizes}))
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.rename(path)
-    return path
+    return replace_path(tmp, path)
 
 
 def load_critic(path: str | os.PathLike) -> ChunkCritic:

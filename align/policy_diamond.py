@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ttfkit.data.atomic import replace_path
 from ttfkit.align.diamond import DiamondConfig, DiamondMap, MLPPhi, _sinusoidal, distillation_loss
 
 __all__ = ["PolicyPhi", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION"]
@@ -153,13 +154,7 @@ def save_diamond(dmap: DiamondMap, path: str | os.PathLike, *, teacher=None, met
         config = {"format_version": FORMAT_VERSION, "kind": "diamond_map", "diamond": asdict(dmap.config),
                   "phi": phi, "has_teacher": teacher is not None, "metadata": metadata or {}}
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
+        replace_path(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ttfkit.data.atomic import replace_path
 from ttfkit.data.replay_buffer import ReplayBuffer
 
 __all__ = ["export_lerobot", "import_lerobot"]
@@ -107,9 +108,7 @@ def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps
                    "features": {item["feature"]: {"key": item["key"], "dtype": item["dtype"],
                                                   "shape": item["shape"]} for item in spec}}
         (tmp / _SIDECAR).write_text(json.dumps(sidecar, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        replace_path(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

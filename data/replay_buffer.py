@@ -36,6 +36,8 @@ import numcodecs
 import numpy as np
 import zarr
 
+from ttfkit.data.atomic import replace_path
+
 __all__ = ["ReplayBuffer"]
 
 logger = logging.getLogger(__name__)
@@ -340,13 +342,4 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{path}: a file or store already exists (pass overwrite=True)")
-        trash = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(path, trash)
-        os.rename(tmp, path)
-        if trash.is_dir():
-            shutil.rmtree(trash)
-        else:
-            trash.unlink()
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(tmp, path)
+    replace_path(tmp, path)

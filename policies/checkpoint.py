@@ -29,6 +29,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ttfkit.data.atomic import replace_path
+
 __all__ = ["save", "load", "read_weights", "read_trainer_state", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ def save(policy, path: str | os.PathLike, *, ema: nn.Module | None = None, metad
             skeleton = _flatten(trainer_state, tensors)
             save_file(_contiguous(tensors), tmp / _STATE_TENSORS)
             (tmp / _STATE_JSON).write_text(json.dumps(skeleton))
-        _replace_dir(tmp, path)
+        replace_path(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -142,17 +144,6 @@ def _upgrade(config: dict, file: Path) -> dict:
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` to ``path``; an existing ``path`` is moved aside first and removed after."""
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(path, old)
-    os.rename(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _flatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:

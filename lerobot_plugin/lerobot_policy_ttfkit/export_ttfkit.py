@@ -19,6 +19,7 @@ import numpy as np
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.utils.constants import ACTION
 
+from ttfkit.data.atomic import replace_path
 from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
 from lerobot_policy_ttfkit.modeling_ttfkit import TtfkitPolicy
 from lerobot_policy_ttfkit.processor_ttfkit import make_ttfkit_pre_post_processors, stats_from_normalizer
@@ -91,9 +92,7 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         policy.save_pretrained(tmp)
         pre.save_pretrained(tmp)
         post.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        replace_path(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
