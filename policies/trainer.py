@@ -79,6 +79,7 @@ class TrainConfig:
         ema_max_decay: EMA decay ceiling.
         policy_options: extra policy config fields, e.g. {"num_steps": 5} or {"encoder": {...}}.
         backbone_options: backbone config fields, e.g. {"down_dims": [256, 512, 1024]}.
+        optim_options: extra optimizer config fields, e.g. {"damping": 1e-3} for dopr-adamw.
         num_workers: DataLoader worker processes.
         device: "cpu", "cuda" (each DDP rank uses cuda:LOCAL_RANK) or "auto".
     """
@@ -111,6 +112,7 @@ class TrainConfig:
     ema_max_decay: float = 0.9999
     policy_options: dict = field(default_factory=dict)
     backbone_options: dict = field(default_factory=dict)
+    optim_options: dict = field(default_factory=dict)
     num_workers: int = 0
     device: str = "cpu"
 
@@ -200,7 +202,8 @@ def train(config: TrainConfig, resume: bool = False,
         # EMA copies the policy before the optimizer exists: optimizers that hook modules (DoPr) must
         # not find their hooks duplicated on the shadow copy.
         ema = EMA(policy, EMAConfig(power=config.ema_power, max_decay=config.ema_max_decay)) if config.ema else None
-        optimizer = make_optimizer(config.optim, policy, lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = make_optimizer(config.optim, policy, lr=config.lr, weight_decay=config.weight_decay,
+                                   **config.optim_options)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
         acc = {"loss": 0.0, "grad_norm": 0.0, "count": 0}
         start = 0
@@ -389,7 +392,7 @@ def _latest_checkpoint(root: Path) -> Path | None:
 def _check_same_config(path: Path, config: TrainConfig) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {path} is missing")
-    saved = json.loads(path.read_text())
+    saved = TrainConfig.from_dict(json.loads(path.read_text())).to_dict()  # fields added later get defaults
     now = config.to_dict()
     diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
     if diff:

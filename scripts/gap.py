@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ttfkit.scripts.train import key_value
 from ttfkit.scripts.gap_report import CheckpointRow, plot_gap, write_csv, write_report
 
 __all__ = ["GapConfig", "PRESETS", "run_gap", "add_arguments", "main"]
@@ -46,8 +47,10 @@ class GapConfig:
         seeds: training seeds 0 .. seeds-1 (the data and evaluation seeds stay fixed).
         steps, ckpt_every, batch: training schedule, identical for every run.
         backbone: policy backbone ("mlp", "unet", "transformer").
-        policy_options / backbone_options: extra policy / backbone config fields.
-        eval_episodes: closed-loop episodes per checkpoint (seeds 100000 + i for every checkpoint).
+        policy_options / backbone_options / optim_options: extra policy / backbone / optimizer config
+            fields (optim_options go to every optimizer in ``optims``, e.g. {"damping": 1e-3}).
+        eval_episodes: closed-loop episodes per checkpoint (seeds 100000 + i for every checkpoint);
+            raising it on a finished study evaluates only the missing episodes.
         eval_max_steps: episode limit in evaluation (None: the suite's).
         n_envs: parallel evaluation envs (None: one per core).
     """
@@ -66,6 +69,7 @@ class GapConfig:
     backbone: str = "mlp"
     policy_options: dict = field(default_factory=dict)
     backbone_options: dict = field(default_factory=dict)
+    optim_options: dict = field(default_factory=dict)
     eval_episodes: int = 20
     eval_max_steps: int | None = None
     n_envs: int | None = None
@@ -97,8 +101,6 @@ PRESETS: dict[str, list[dict]] = {
 
 def run_gap(cfg: GapConfig) -> str:
     """Run (or resume) the study; returns report.md's text."""
-    from ttfkit.envs import EvalResult, evaluate
-    from ttfkit.policies import load
     from ttfkit.policies.checkpoint import read_config
 
     out = Path(cfg.out)
@@ -114,17 +116,7 @@ def run_gap(cfg: GapConfig) -> str:
         _train_run(cfg, dataset, run_dir, opt, lr, seed, stage)
         losses = _train_losses(run_dir / "metrics.csv")
         for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
-            result_path = ckpt / "eval.json"
-            if not result_path.exists():
-                policy = load(ckpt)  # EMA weights when the checkpoint has them
-                bar = tqdm(total=cfg.eval_episodes, desc=f"{stage} eval {ckpt.name}", unit="ep", leave=False)
-                result = evaluate(policy, cfg.env, cfg.eval_episodes, n_envs=cfg.n_envs, max_steps=cfg.eval_max_steps,
-                                  on_episode=lambda n, ok: bar.update(1))
-                bar.close()
-                tmp = result_path.with_suffix(".tmp")
-                tmp.write_text(result.to_json())
-                tmp.replace(result_path)
-            result = EvalResult.from_json(result_path.read_text())
+            result = _evaluate_cached(cfg, ckpt, f"{stage} eval {ckpt.name}")
             meta = read_config(ckpt)["metadata"]
             step = int(meta["step"])
             val_loss = float("nan") if meta.get("val_loss") is None else float(meta["val_loss"])
@@ -136,6 +128,44 @@ def run_gap(cfg: GapConfig) -> str:
                f"{cfg.batch}, checkpoints every {cfg.ckpt_every}; {cfg.eval_episodes} evaluation episodes per "
                f"checkpoint (seeds from 100000, disjoint from demo seeds); training seeds 0..{cfg.seeds - 1}.")
     return write_report(rows, out, f"TTF gap on {cfg.env}", details)
+
+
+def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
+    """The checkpoint's first ``cfg.eval_episodes`` evaluation episodes, from ``ckpt/eval.json`` when
+    it has them; missing episodes (a study rerun with more episodes) are evaluated and appended.
+
+    Episode i always uses seed 100000 + i, and the policy's noise is reseeded per batch of envs, so
+    an extended result equals a fresh one whenever the old count is a multiple of the batch size.
+    """
+    from ttfkit.envs import EvalResult, evaluate
+    from ttfkit.envs.evaluate import DEFAULT_EVAL_SEED
+    from ttfkit.policies import load
+
+    path = ckpt / "eval.json"
+    cached = EvalResult.from_json(path.read_text()) if path.exists() else None
+    if cached is not None and (cached.env_id != cfg.env or cached.seeds[:1] != (DEFAULT_EVAL_SEED,)
+                               or (cfg.eval_max_steps is not None and cached.max_steps != cfg.eval_max_steps)):
+        raise ValueError(f"{path}: evaluated on {cached.env_id} (first seed {cached.seeds[:1]}, max_steps "
+                         f"{cached.max_steps}), not as this study asks ({cfg.env}, max_steps {cfg.eval_max_steps}); "
+                         f"move it away to re-evaluate")
+    have = cached.n_episodes if cached is not None else 0
+    if have < cfg.eval_episodes:
+        policy = load(ckpt)  # EMA weights when the checkpoint has them
+        bar = tqdm(total=cfg.eval_episodes, initial=have, desc=desc, unit="ep", leave=False)
+        extra = evaluate(policy, cfg.env, cfg.eval_episodes - have, seed=DEFAULT_EVAL_SEED + have, n_envs=cfg.n_envs,
+                         max_steps=cached.max_steps if cached is not None else cfg.eval_max_steps,
+                         on_episode=lambda n, ok: bar.update(1))
+        bar.close()
+        merged = extra if cached is None else dataclasses.replace(
+            cached, seeds=cached.seeds + extra.seeds, successes=cached.successes + extra.successes,
+            returns=cached.returns + extra.returns, lengths=cached.lengths + extra.lengths)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(merged.to_json())
+        tmp.replace(path)
+        cached = merged
+    n = cfg.eval_episodes
+    return dataclasses.replace(cached, seeds=cached.seeds[:n], successes=cached.successes[:n],
+                               returns=cached.returns[:n], lengths=cached.lengths[:n])
 
 
 def _collect_demos(cfg: GapConfig, path: Path) -> str:
@@ -162,13 +192,17 @@ def _collect_demos(cfg: GapConfig, path: Path) -> str:
 def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float, seed: int, stage: str) -> None:
     from ttfkit.policies import TrainConfig, train
 
+    tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
+                     steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
+                     policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options),
+                     optim_options=dict(cfg.optim_options))
+    saved = run_dir / "train_config.json"
+    if saved.exists() and TrainConfig.from_dict(json.loads(saved.read_text())).to_dict() != tc.to_dict():
+        raise ValueError(f"{saved} was trained with another config than this study's; use a new --out")
     ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
     done_step = int(ckpts[-1].name.split("_")[1]) if ckpts else 0
     if done_step >= cfg.steps:
         return
-    tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
-                     steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
-                     policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options))
     bar = tqdm(total=cfg.steps, initial=done_step, desc=f"{stage} train", unit="step")
 
     def progress(step, metrics):
@@ -197,6 +231,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt-every", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--backbone", choices=["mlp", "unet", "transformer"])
+    parser.add_argument("--optim-option", type=key_value, action="append", metavar="KEY=VALUE",
+                        help="optimizer config field for every run, e.g. damping=1e-3 (repeatable)")
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument("--eval-max-steps", type=int)
     parser.add_argument("--n-envs", type=int)
@@ -211,7 +247,9 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
         ckpt_every=args.ckpt_every, batch=args.batch, backbone=args.backbone, eval_episodes=args.eval_episodes,
         eval_max_steps=args.eval_max_steps, n_envs=args.n_envs,
         optims=tuple(args.optims.split(",")) if args.optims else None,
-        lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None).items() if v is not None}
+        lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None,
+        optim_options=dict(args.optim_option) if args.optim_option else None).items()
+        if v is not None}
     if args.env:
         bases = [{**(bases[0] if len(bases) == 1 else {}), "env": env} for env in args.env]
     if any("env" not in b for b in bases):

@@ -22,7 +22,7 @@ import sys
 __all__ = ["add_arguments", "main"]
 
 
-def _kv(text: str) -> tuple[str, object]:
+def key_value(text: str) -> tuple[str, object]:
     """key=value with a JSON value (strings may be bare): hidden_dim=256, down_dims=[256,512,1024]."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
@@ -59,10 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--obs-keys", nargs="+", default=list(d.obs_keys))
     parser.add_argument("--normalizer-mode", default=d.normalizer_mode, choices=["minmax", "meanstd"])
     parser.add_argument("--no-ema", action="store_true", help="do not keep an EMA of the weights")
-    parser.add_argument("--policy-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--policy-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="policy config field, e.g. num_steps=5, sampler=midpoint, prediction_type=sample")
-    parser.add_argument("--backbone-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--backbone-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="backbone config field, e.g. hidden_dim=512 or down_dims=[256,512,1024]")
+    parser.add_argument("--optim-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="optimizer config field, e.g. damping=1e-3 or inverse_every=10 (dopr-*)")
     parser.add_argument("--num-workers", type=int, default=d.num_workers)
     parser.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
     parser.add_argument("--threads", type=int, default=None,
@@ -89,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         val_max_samples=args.val_max_samples, horizon=args.horizon, n_obs_steps=args.n_obs_steps,
         n_action_steps=args.n_action_steps, obs_keys=tuple(args.obs_keys), normalizer_mode=args.normalizer_mode,
         ema=not args.no_ema, policy_options=dict(args.policy_option), backbone_options=dict(args.backbone_option),
-        num_workers=args.num_workers, device=args.device,
+        optim_options=dict(args.optim_option), num_workers=args.num_workers, device=args.device,
     )
     rank = int(os.environ.get("RANK", "0"))
     bar = None

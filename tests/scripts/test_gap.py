@@ -46,3 +46,20 @@ def test_gap_pipeline_end_to_end(tmp_path, capsys):
     assert cli_main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("eval.json")} == stamp
     assert read_csv(out / "checkpoints.csv") == rows
+
+    # More episodes later: only the missing ones run, and the merged result equals a fresh evaluation.
+    from ttfkit.envs import evaluate
+    from ttfkit.policies import load
+
+    assert cli_main([*argv[:-4], "--eval-episodes", "4", *argv[-4:]]) == 0
+    ckpt = out / "runs" / "adamw_lr0.001_seed0" / "checkpoints" / "step_000006"
+    extended = EvalResult.from_json((ckpt / "eval.json").read_text())
+    fresh = evaluate(load(ckpt), "ttfkit/metaworld-reach-v3", 4, n_envs=1, max_steps=30)
+    assert extended.seeds == fresh.seeds == (100_000, 100_001, 100_002, 100_003)
+    assert extended.successes == fresh.successes and extended.returns == pytest.approx(fresh.returns)
+    assert extended.lengths == fresh.lengths
+    assert all(r.episodes == 4 for r in read_csv(out / "checkpoints.csv"))
+
+    # A finished run is never silently reused under another optimizer config.
+    with pytest.raises(ValueError, match="another config"):
+        cli_main([*argv, "--optim-option", "weight_decay=0.1"])
