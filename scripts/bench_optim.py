@@ -132,6 +132,25 @@ def bench_time(backbone: str, base: str, reps: int, batch_size: int, device: tor
     return rows
 
 
+def flop_floor(backbone: str, batch_size: int, device: torch.device) -> dict:
+    """Analytic lower bound on DoPr's per-step ratio: the AP product G P costs 2 d_out d^2 per covered
+    layer (d = inputs + bias) every step, against ~6 n d_in d_out for that layer's forward + backward
+    (n = rows: batch x positions). Counts covered layers only, so the true base step costs more."""
+    policy, batch = _policy_and_batch(backbone, batch_size, device)
+    opt = DoPr(policy, stat_every=1, inverse_every=NEVER)
+    loss, _ = policy.compute_loss(batch)
+    loss.backward()
+    train = ap = 0.0
+    for layer in opt.preconditioner.layers.values():
+        rows = layer.acc[-1, -1].item()  # rows the forward hook saw
+        d_out, d_in = layer.weight.shape[0], layer.weight[0].numel()
+        d = d_in + (layer.bias is not None)
+        train += 6 * rows * d_in * d_out
+        ap += 2 * d_out * d * d
+    return {"net": backbone, "batch": batch_size, "train_gflop": train / 1e9, "ap_gflop": ap / 1e9,
+            "flop_floor": 1 + ap / train}
+
+
 def regression_steps(name: str, seed: int, lr: float, target: float = 0.05, max_steps: int = 2000, **kw) -> int:
     """Steps until ||W - W*|| / ||W*|| < target; inputs x = A g with cov(x) eigenvalues 1 .. 1e-3."""
     gen = torch.Generator().manual_seed(seed)
@@ -219,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         for base in args.bases:
             for row in bench_time(net, base, reps, args.batch_size, device, args.lr):
                 emit(row)
+        emit(flop_floor(net, args.batch_size, device))
     if args.toy_seeds:
         for row in bench_toy(args.toy_seeds, args.toy_lrs):
             emit(row)
@@ -227,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n# {env['device']}, torch {env['torch']}, commit {env['commit']}, threads {env['threads']}")
     for r in rows:
-        if "net" in r:
+        if "flop_floor" in r:
+            print(f"{r['net']:5s} FLOP floor of DoPr at batch {r['batch']}: x{r['flop_floor']:.2f} "
+                  f"(G P {r['ap_gflop']:.2f} GFLOP vs {r['train_gflop']:.2f} GFLOP forward+backward of covered layers)")
+        elif "net" in r:
             ratio = r["ratio"]
             secs = f"{r['seconds']['median']:.3f}s " if "seconds" in r else " " * 8
             kind = "measured" if r["measured"] else "derived"
