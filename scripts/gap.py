@@ -197,8 +197,11 @@ def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float,
                      policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options),
                      optim_options=dict(cfg.optim_options))
     saved = run_dir / "train_config.json"
-    if saved.exists() and TrainConfig.from_dict(json.loads(saved.read_text())).to_dict() != tc.to_dict():
-        raise ValueError(f"{saved} was trained with another config than this study's; use a new --out")
+    if saved.exists():  # `out` may differ: a moved or copied run is still the same run
+        differ = {k: v for k, v in TrainConfig.from_dict(json.loads(saved.read_text())).to_dict().items()
+                  if k != "out" and v != tc.to_dict()[k]}
+        if differ:
+            raise ValueError(f"{saved} was trained with another config than this study's ({differ}); use a new --out")
     ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
     done_step = int(ckpts[-1].name.split("_")[1]) if ckpts else 0
     if done_step >= cfg.steps:
