@@ -53,3 +53,29 @@ def test_metaworld_experts_succeed(task):
                 break
     assert wins == 3
     env.close()
+
+
+@pytest.mark.filterwarnings("ignore:Constant")
+def test_peg_insert_side_expert_finishes_grasps_the_bundled_policy_gets_stuck_on():
+    """Layouts 100000, 100005 and 100017: Meta-World's policy closes on the peg 2.6 cm above it and
+    pushes down until the time limit; ttfkit's expert lifts and inserts."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    from ttfkit.envs.metaworld import to_metaworld_obs
+
+    env_id = "ttfkit/metaworld-peg-insert-side-v3"
+    env, expert, bundled = envs.make_env(env_id), envs.make_expert(env_id), ENV_POLICY_MAP["peg-insert-side-v3"]()
+
+    def solves(act, seed):
+        obs, _ = env.reset(seed=seed)
+        for _ in range(300):
+            obs, _, _, _, info = env.step(act(obs))
+            if info["is_success"]:
+                return True
+        return False
+
+    for seed in (100000, 100005, 100017):
+        assert not solves(lambda o: np.clip(bundled.get_action(
+            to_metaworld_obs(o["agent_pos"], o["environment_state"])), -1, 1), seed)
+        assert solves(expert, seed)
+    env.close()

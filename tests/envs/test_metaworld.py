@@ -56,7 +56,7 @@ def test_observation_slices_match_metaworld_state(pick_place):
 
 
 @pytest.mark.filterwarnings("ignore:Constant")
-@pytest.mark.parametrize("task", ["pick-place", "peg-insert-side", "assembly"])
+@pytest.mark.parametrize("task", ["pick-place", "stick-pull", "assembly"])
 def test_expert_from_dict_matches_policy_on_raw_state(task):
     """The expert sees only the dict; Meta-World's policy sees the 39-dim state: same actions."""
     from metaworld.policies import ENV_POLICY_MAP
