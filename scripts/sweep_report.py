@@ -60,7 +60,7 @@ def write_sweep(curves, out: str | Path) -> str:
             steps = sorted(by_step)
             val = [np.mean([r.val_loss for r in by_step[s]]) for s in steps]
             succ = [np.mean([r.success for r in by_step[s]]) for s in steps]
-            style = dict(color=f"C{k}", marker="o", label=label)
+            style = dict(color=f"C{k}", marker="o")
             axes[0, j].plot(steps, val, **style)
             axes[1, j].plot(steps, succ, **style)
             seeds = len(by_step[steps[-1]])
@@ -71,8 +71,9 @@ def write_sweep(curves, out: str | Path) -> str:
     axes[0, 0].set_ylabel("validation loss (EMA weights)")
     axes[1, 0].set_ylabel("closed-loop success")
     axes[1, 0].set_ylim(-0.02, 1.02)
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=f"C{k}", marker="o", label=label) for k, label in enumerate(labels)]
+    fig.legend(handles=handles, loc="upper center", ncol=len(labels), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     fig.savefig(out / "sweep.png", dpi=110)
     plt.close(fig)
     text = "\n".join(lines) + "\n"
