@@ -97,3 +97,20 @@ def test_config_validation():
         TrainConfig(dataset="x", out="y", val_fraction=1.5)
     with pytest.raises(ValueError, match="horizon"):
         TrainConfig(dataset="x", out="y", policy_options={"horizon": 4})
+
+
+def test_optimizer_options_reach_the_optimizer(tmp_path, tiny_store):
+    """optim_options change the run (damping 1e4 makes DoPr's AP a tiny rescaling, unlike 1e-3) and an
+    unknown option is an error naming it."""
+    def weights(damping, name):
+        config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / name), steps=4, optim="dopr-adamw",
+                             optim_options={"damping": damping, "stat_every": 1, "inverse_every": 1}, **TINY)
+        return read_weights(train(config))[0]
+
+    low, high, again = weights(1e-3, "a"), weights(1e4, "b"), weights(1e-3, "c")
+    assert all(torch.equal(low[k], again[k]) for k in low)
+    assert any(not torch.allclose(low[k], high[k]) for k in low)
+    assert json.loads((tmp_path / "a" / "train_config.json").read_text())["optim_options"]["damping"] == 1e-3
+    with pytest.raises(TypeError, match="dampnig"):
+        train(TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "d"), steps=4, optim="dopr-adamw",
+                          optim_options={"dampnig": 1.0}, **TINY))
