@@ -62,6 +62,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     return low, high
 
 
+_PER_EPISODE = ("seeds", "successes", "returns", "lengths")  # EvalResult's per-episode tuples
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """Outcome of ``evaluate``: one entry per episode, in seed order.
@@ -123,6 +126,14 @@ class EvalResult:
     def mean_length(self) -> float:
         return float(np.mean(self.lengths)) if self.lengths else 0.0
 
+    def head(self, n: int) -> "EvalResult":
+        """The first ``n`` episodes (all of them when there are fewer)."""
+        return dataclasses.replace(self, **{k: getattr(self, k)[:n] for k in _PER_EPISODE})
+
+    def extended(self, more: "EvalResult") -> "EvalResult":
+        """This result followed by ``more``'s episodes (same env and protocol; the caller's to ensure)."""
+        return dataclasses.replace(self, **{k: getattr(self, k) + getattr(more, k) for k in _PER_EPISODE})
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(success_rate=self.success_rate, ci_low=self.ci_low, ci_high=self.ci_high,
@@ -140,7 +151,7 @@ class EvalResult:
         if missing:
             raise KeyError(f"EvalResult JSON lacks {sorted(missing)}")
         kwargs = {k: v for k, v in data.items() if k in names}
-        for key in ("seeds", "successes", "returns", "lengths", "videos"):
+        for key in (*_PER_EPISODE, "videos"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)

@@ -389,12 +389,18 @@ def _latest_checkpoint(root: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def config_diff(path: Path, config: TrainConfig, ignore: tuple[str, ...] = ()) -> dict[str, tuple]:
+    """{field: (saved, given)} for the fields where ``path``'s train_config.json differs from ``config``
+    (fields added to TrainConfig since the file was written count at their defaults)."""
+    saved = TrainConfig.from_dict(json.loads(path.read_text())).to_dict()
+    now = config.to_dict()
+    return {k: (saved[k], now[k]) for k in now if k not in ignore and saved[k] != now[k]}
+
+
 def _check_same_config(path: Path, config: TrainConfig) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {path} is missing")
-    saved = TrainConfig.from_dict(json.loads(path.read_text())).to_dict()  # fields added later get defaults
-    now = config.to_dict()
-    diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+    diff = config_diff(path, config)
     if diff:
         raise ValueError(f"--resume: config differs from {path} (saved, given): {diff}")
 

@@ -156,16 +156,11 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
                          max_steps=cached.max_steps if cached is not None else cfg.eval_max_steps,
                          on_episode=lambda n, ok: bar.update(1))
         bar.close()
-        merged = extra if cached is None else dataclasses.replace(
-            cached, seeds=cached.seeds + extra.seeds, successes=cached.successes + extra.successes,
-            returns=cached.returns + extra.returns, lengths=cached.lengths + extra.lengths)
+        cached = extra if cached is None else cached.extended(extra)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(merged.to_json())
+        tmp.write_text(cached.to_json())
         tmp.replace(path)
-        cached = merged
-    n = cfg.eval_episodes
-    return dataclasses.replace(cached, seeds=cached.seeds[:n], successes=cached.successes[:n],
-                               returns=cached.returns[:n], lengths=cached.lengths[:n])
+    return cached.head(cfg.eval_episodes)
 
 
 def _collect_demos(cfg: GapConfig, path: Path) -> str:
@@ -191,6 +186,7 @@ def _collect_demos(cfg: GapConfig, path: Path) -> str:
 
 def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float, seed: int, stage: str) -> None:
     from ttfkit.policies import TrainConfig, train
+    from ttfkit.policies.trainer import config_diff
 
     tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
                      steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
@@ -198,10 +194,10 @@ def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float,
                      optim_options=dict(cfg.optim_options))
     saved = run_dir / "train_config.json"
     if saved.exists():  # `out` may differ: a moved or copied run is still the same run
-        differ = {k: v for k, v in TrainConfig.from_dict(json.loads(saved.read_text())).to_dict().items()
-                  if k != "out" and v != tc.to_dict()[k]}
+        differ = config_diff(saved, tc, ignore=("out",))
         if differ:
-            raise ValueError(f"{saved} was trained with another config than this study's ({differ}); use a new --out")
+            raise ValueError(f"{saved} was trained with another config than this study's (saved, given): {differ}; "
+                             f"use a new --out")
     ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
     done_step = int(ckpts[-1].name.split("_")[1]) if ckpts else 0
     if done_step >= cfg.steps:
