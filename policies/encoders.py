@@ -1,20 +1,38 @@
 """Observation encoders: normalised obs history {key: (B, To, ...)} -> conditioning features (B, Dc).
 
 Low-dimensional keys (shape (D,)) are concatenated over keys and the To steps and passed through an
-MLP. Image keys (shape (3, H, W), values in [-1, 1] after normalisation) go through a small conv net
-with a spatial-softmax keypoint head (Levine et al. 2016; as in Diffusion Policy's ResNet encoder
-head), shared across time steps and trained end to end; features of all steps are concatenated.
+MLP. Image keys (shape (3, H, W), values in [-1, 1] after normalisation) go through one image
+encoder per key (per camera), shared across time steps and trained end to end; features of all steps
+are concatenated. Image encoders are registered by name in ``IMAGE_ENCODERS``:
+
+- ``"conv"``: a small conv net with a spatial-softmax keypoint head (Levine et al. 2016), fast on CPU;
+- ``"resnet18"``: Diffusion Policy's encoder, ResNet-18 with GroupNorm and a spatial-softmax head
+  (``ttfkit.policies.encoders_resnet``, imported on use).
+
+Random-crop augmentation (Diffusion Policy: 84 -> 76 pixels, ``crop_ratio=0.9``): with
+``crop_ratio < 1`` every image is cut to ``round(crop_ratio * H) x round(crop_ratio * W)`` before its
+encoder, at a random position drawn independently per image and time step in training mode
+(``module.train()``), and at the centre in eval mode. The random positions come from the
+``generator`` passed to ``forward`` (torch's global RNG if None).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import importlib
+
 import torch
 from einops import rearrange
 from torch import nn
 
-__all__ = ["ObsEncoder"]
+__all__ = ["ObsEncoder", "EncoderConfig", "IMAGE_ENCODERS", "crop_images"]
+
+# name -> "module:Class"; the class takes the EncoderConfig and maps (N, 3, H, W) -> (N, image_features).
+IMAGE_ENCODERS: dict[str, str] = {
+    "conv": "ttfkit.policies.encoders:_ImageEncoder",
+    "resnet18": "ttfkit.policies.encoders_resnet:ResNetImageEncoder",
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,10 @@ class EncoderConfig:
         image_channels: conv channels of the image encoder.
         image_keypoints: spatial-softmax keypoints per image (2 features each).
         image_features: image feature width per time step.
+        image_encoder: image encoder name in ``IMAGE_ENCODERS`` (one instance per camera key).
+        crop_ratio: side of the random (train) / centre (eval) crop as a fraction of the image side
+            (1.0: no crop; Diffusion Policy uses 76/84 ~ 0.9).
+        resnet_width: first-stage channels of ``"resnet18"`` (64 is ResNet-18; smaller is faster).
     """
 
     lowdim_hidden: int = 256
@@ -34,8 +56,17 @@ class EncoderConfig:
     image_channels: int = 32
     image_keypoints: int = 32
     image_features: int = 64
+    image_encoder: str = "conv"
+    crop_ratio: float = 1.0
+    resnet_width: int = 64
 
     def __post_init__(self):
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(f"encoder: unknown image_encoder {self.image_encoder!r}; known: {sorted(IMAGE_ENCODERS)}")
+        if not 0.0 < self.crop_ratio <= 1.0:
+            raise ValueError(f"encoder: crop_ratio must lie in (0, 1], got {self.crop_ratio=}")
+        if self.resnet_width < 16 or self.resnet_width % 16:
+            raise ValueError(f"encoder: resnet_width must be a positive multiple of 16, got {self.resnet_width=}")
         for name in ("lowdim_hidden", "image_channels", "image_keypoints", "image_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"encoder: {name} must be >= 1, got {getattr(self, name)}")
@@ -77,20 +108,63 @@ class ObsEncoder(nn.Module):
                 self.lowdim = nn.Sequential(nn.Linear(flat, config.lowdim_hidden), nn.Mish(),
                                             nn.Linear(config.lowdim_hidden, config.lowdim_features))
                 out = config.lowdim_features
-        self.images = nn.ModuleDict({k: _ImageEncoder(config) for k in self.image_keys})
+        self.crops = {k: _crop_size(self.obs_shapes[k][1:], config.crop_ratio, k) for k in self.image_keys}
+        image_cls = _image_encoder_class(config.image_encoder)
+        self.images = nn.ModuleDict({k: image_cls(config) for k in self.image_keys})
         out += len(self.image_keys) * n_obs_steps * config.image_features
         self.out_dim = out
 
-    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+        """obs {key: (B, To, ...)} -> (B, out_dim); ``generator`` draws the training-mode crops."""
         feats = []
         if self.lowdim is not None:
             state = torch.cat([obs[k] for k in self.lowdim_keys], dim=-1)  # (B, To, sum D)
             feats.append(self.lowdim(rearrange(state, "b t d -> b (t d)")))
         for k in self.image_keys:
             x = obs[k]  # (B, To, 3, H, W)
-            f = self.images[k](rearrange(x, "b t c h w -> (b t) c h w"))  # (B*To, F)
+            flat = rearrange(x, "b t c h w -> (b t) c h w")
+            if self.crops[k] != tuple(flat.shape[-2:]):
+                flat = crop_images(flat, self.crops[k], random=self.training, generator=generator)
+            f = self.images[k](flat)  # (B*To, F)
             feats.append(rearrange(f, "(b t) f -> b (t f)", b=x.shape[0]))
         return torch.cat(feats, dim=-1)  # (B, Dc)
+
+
+def crop_images(x: torch.Tensor, size: tuple[int, int], random: bool,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Crop (N, C, H, W) to (N, C, h, w): per-image random windows (``random``) or the centre one.
+
+    Random top-left corners are uniform over the ``(H - h + 1) x (W - w + 1)`` positions, drawn with
+    ``generator`` on its own device (torch's global RNG if None). The centre window starts at
+    ``((H - h) // 2, (W - w) // 2)``. Pure: returns a new tensor.
+    """
+    n, _, height, width = x.shape
+    h, w = size
+    if not (0 < h <= height and 0 < w <= width):
+        raise ValueError(f"crop {size} does not fit images of {(height, width)}")
+    if not random:
+        top, left = (height - h) // 2, (width - w) // 2
+        return x[:, :, top:top + h, left:left + w]
+    gen_device = generator.device if generator is not None else "cpu"
+    top = torch.randint(0, height - h + 1, (n,), generator=generator, device=gen_device).to(x.device)
+    left = torch.randint(0, width - w + 1, (n,), generator=generator, device=gen_device).to(x.device)
+    rows = top[:, None] + torch.arange(h, device=x.device)  # (N, h)
+    cols = left[:, None] + torch.arange(w, device=x.device)  # (N, w)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = x.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (N, h, w, C)
+    return out.permute(0, 3, 1, 2).contiguous()  # (N, C, h, w)
+
+
+def _crop_size(hw: tuple[int, ...], ratio: float, key: str) -> tuple[int, int]:
+    size = (max(1, round(hw[0] * ratio)), max(1, round(hw[1] * ratio)))
+    if ratio < 1.0 and size == tuple(hw):
+        raise ValueError(f"encoder: crop_ratio {ratio} leaves image {key!r} of {tuple(hw)} uncropped")
+    return size
+
+
+def _image_encoder_class(name: str) -> type[nn.Module]:
+    module, cls = IMAGE_ENCODERS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 class _ImageEncoder(nn.Module):
