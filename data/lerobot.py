@@ -7,7 +7,8 @@ Key mapping (ttfkit zarr key <-> LeRobot feature), the names LeRobot's gym wrapp
     action              <-> action
     reward              <-> next.reward
     success             <-> next.success
-    <K> (T, H, W, 3) u8 <-> observation.images.<K>     (every image key, e.g. pixels)
+    pixels (T, H, W, 3) <-> observation.image          (LeRobot's name for a single camera)
+    <K> (T, H, W, 3) u8 <-> observation.images.<K>     (every other image key)
     any other key       <-> the same name
 
 Both directions go through LeRobot's own API: export writes with ``LeRobotDataset.create`` /
@@ -50,6 +51,7 @@ _KEY_MAP = {
     "success": "next.success",
 }
 _IMAGE_PREFIX = "observation.images."
+_SINGLE_CAMERA = "observation.image"  # LeRobot's gym wrapper gives a single `pixels` array this name
 # Columns LeRobot adds to every frame; they never come from (or go to) a zarr key.
 _LEROBOT_BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 _SIDECAR = "meta/ttfkit.json"
@@ -178,7 +180,7 @@ def _export_spec(buf: ReplayBuffer, use_videos: bool) -> list[dict[str, Any]]:
         dtype, trailing = np.dtype(arr.dtype), tuple(int(s) for s in arr.shape[1:])
         is_image = len(trailing) == 3 and dtype == np.uint8 and trailing[-1] == 3
         if is_image:
-            feature = _IMAGE_PREFIX + key
+            feature = _SINGLE_CAMERA if key == "pixels" else _IMAGE_PREFIX + key
             lerobot = {"dtype": "video" if use_videos else "image", "shape": trailing,
                        "names": ["height", "width", "channels"]}
         else:
@@ -244,7 +246,8 @@ def _import_table(features: dict[str, dict], sidecar: dict[str, Any] | None, roo
             table[feature] = (entry["key"], tuple(entry["shape"]), entry["dtype"])
             continue
         if ft["dtype"] in ("image", "video"):
-            key = feature.removeprefix(_IMAGE_PREFIX).replace(".", "_")
+            key = "pixels" if feature == _SINGLE_CAMERA else \
+                feature.removeprefix(_IMAGE_PREFIX).replace(".", "_")
             shape, dtype = tuple(ft["shape"]), "uint8"
             if ft.get("names") and list(ft["names"][:1]) == ["channels"]:
                 raise ValueError(f"{root}: image feature {feature!r} is channels-first "

@@ -5,7 +5,8 @@ Registered with ``@PreTrainedConfig.register_subclass("ttfkit")`` (LeRobot's plu
 
 Key mapping (LeRobot feature -> ttfkit observation key, as ``ttf data export-lerobot`` writes them):
 ``observation.state`` -> ``agent_pos``, ``observation.environment_state`` -> ``environment_state``,
-``observation.images.<K>`` -> ``<K>`` (e.g. ``pixels``), ``action`` -> the policy's action.
+``observation.image`` -> ``pixels`` (LeRobot's name for a single camera: its gym wrapper renames a
+single ``pixels`` array to it), ``observation.images.<K>`` -> ``<K>``, ``action`` -> the action.
 Time line (LeRobot / Diffusion Policy): To observations, the last is "now"; a chunk of H actions
 starts at the oldest observation and ``n_action_steps`` of them run from index To-1.
 """
@@ -22,19 +23,20 @@ from lerobot.utils.constants import ACTION
 
 __all__ = ["TtfkitConfig", "to_ttfkit_key"]
 
-_STATE_KEYS = {"observation.state": "agent_pos", "observation.environment_state": "environment_state"}
+_NAMED_KEYS = {"observation.state": "agent_pos", "observation.environment_state": "environment_state",
+               "observation.image": "pixels"}
 _IMAGE_PREFIX = "observation.images."
 _POLICIES = ("flow", "diffusion")
 
 
 def to_ttfkit_key(feature: str) -> str:
     """ttfkit observation key of LeRobot input feature ``feature`` (see the module docstring)."""
-    if feature in _STATE_KEYS:
-        return _STATE_KEYS[feature]
+    if feature in _NAMED_KEYS:
+        return _NAMED_KEYS[feature]
     if feature.startswith(_IMAGE_PREFIX):
         return feature[len(_IMAGE_PREFIX):]
     raise KeyError(f"LeRobot feature {feature!r} has no ttfkit key; ttfkit reads "
-                   f"{sorted(_STATE_KEYS)} and {_IMAGE_PREFIX}<camera>")
+                   f"{sorted(_NAMED_KEYS)} and {_IMAGE_PREFIX}<camera>")
 
 
 @PreTrainedConfig.register_subclass("ttfkit")
@@ -50,9 +52,13 @@ class TtfkitConfig(PreTrainedConfig):
         n_obs_steps: To, observations per prediction (the last is "now").
         horizon: H, actions per predicted chunk.
         n_action_steps: actions executed per chunk, taken from index To-1.
-        normalization_mapping: LeRobot normalisation per feature type. MEAN_STD everywhere: an export
-            writes ttfkit's affine maps ``y = x*scale + offset`` as mean = -offset/scale, std = 1/scale,
-            so ttfkit's min-max, mean-std and image ([0,1] -> [-1,1]) modes all carry over exactly.
+        normalization_mapping: LeRobot normalisation per feature type. MIN_MAX everywhere: LeRobot
+            computes ``2 (x - min) / (max - min) - 1`` and its exact inverse, which is ttfkit's default
+            min-max map on the same min/max; an export writes any ttfkit affine map
+            ``y = x*scale + offset`` (min-max, mean-std, image [0,1] -> [-1,1], constant features) as
+            min = (-1 - offset)/scale, max = (1 - offset)/scale, so all of them carry over. (MEAN_STD
+            would not: LeRobot divides by std + 1e-8 but unnormalises with std.) ``lerobot-train`` on
+            a dataset swaps in the dataset's own min/max, i.e. ttfkit's default min-max map.
         align: inference-time alignment settings carried with the policy (e.g. {"method": "smc",
             "reward": "goal_distance", "particles": 16}); empty for plain sampling.
         optimizer_lr, optimizer_betas, optimizer_eps, optimizer_weight_decay, optimizer_grad_clip_norm:
@@ -65,8 +71,8 @@ class TtfkitConfig(PreTrainedConfig):
     horizon: int = 16
     n_action_steps: int = 8
     normalization_mapping: dict[str, NormalizationMode] = field(default_factory=lambda: {
-        "VISUAL": NormalizationMode.MEAN_STD, "STATE": NormalizationMode.MEAN_STD,
-        "ENV": NormalizationMode.MEAN_STD, "ACTION": NormalizationMode.MEAN_STD})
+        "VISUAL": NormalizationMode.MIN_MAX, "STATE": NormalizationMode.MIN_MAX,
+        "ENV": NormalizationMode.MIN_MAX, "ACTION": NormalizationMode.MIN_MAX})
     align: dict[str, Any] = field(default_factory=dict)
     optimizer_lr: float = 1e-4
     optimizer_betas: tuple[float, float] = (0.95, 0.999)

@@ -22,12 +22,13 @@ from lerobot.utils.constants import ACTION
 from ttfkit.data.atomic import replace_path
 from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
 from lerobot_policy_ttfkit.modeling_ttfkit import TtfkitPolicy
-from lerobot_policy_ttfkit.processor_ttfkit import make_ttfkit_pre_post_processors, stats_from_normalizer
+from lerobot_policy_ttfkit.processor_ttfkit import stats_from_normalizer
 
 __all__ = ["export_ttfkit_policy"]
 
-_STATE_FEATURES = {"agent_pos": ("observation.state", FeatureType.STATE),
-                   "environment_state": ("observation.environment_state", FeatureType.ENV)}
+_NAMED_FEATURES = {"agent_pos": ("observation.state", FeatureType.STATE),
+                   "environment_state": ("observation.environment_state", FeatureType.ENV),
+                   "pixels": ("observation.image", FeatureType.VISUAL)}
 _DERIVED = ("obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps")
 
 
@@ -37,8 +38,10 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     """Export the ttfkit checkpoint directory ``checkpoint`` as a LeRobot policy in ``out_dir``.
 
     ``weights``: "auto" (EMA when saved, as ttfkit deploys), "model" or "ema". Observation keys map
-    agent_pos -> observation.state, environment_state -> observation.environment_state and every
-    (3, H, W) key K -> observation.images.K; other keys raise ``ValueError``.
+    agent_pos -> observation.state, environment_state -> observation.environment_state, pixels ->
+    observation.image (the name LeRobot's env wrapper gives a single camera) and every other
+    (3, H, W) key K -> observation.images.K; other keys raise ``ValueError``. The config says
+    ``push_to_hub: false`` (so ``lerobot-train --policy.path=out_dir`` needs no repo id).
     ``align``: inference-time alignment carried in the config, ``{"method": "best-of-n"|"smc"|...,
     "reward": registered reward name, "reward_options": {...}, **other AlignConfig fields}``
     (flow policies with a normaliser only; see ``modeling_ttfkit``).
@@ -52,13 +55,13 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     cfg = source.config
     inputs, feature_key = {}, {}
     for key, shape in cfg.obs_shapes.items():
-        if key in _STATE_FEATURES:
-            feature, kind = _STATE_FEATURES[key]
+        if key in _NAMED_FEATURES and (key != "pixels" or len(shape) == 3):
+            feature, kind = _NAMED_FEATURES[key]
         elif len(shape) == 3:
             feature, kind = f"observation.images.{key}", FeatureType.VISUAL
         else:
             raise ValueError(f"{checkpoint}: observation key {key!r} {shape} has no LeRobot feature; "
-                             f"supported: {sorted(_STATE_FEATURES)} and (3, H, W) images")
+                             f"supported: {sorted(_NAMED_FEATURES)} and (3, H, W) images")
         inputs[feature] = PolicyFeature(type=kind, shape=tuple(shape))
         feature_key[feature] = key
     outputs = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(cfg.action_dim,))}
@@ -71,27 +74,24 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
                  "normalization_mapping": {t: NormalizationMode.IDENTITY
                                            for t in ("VISUAL", "STATE", "ENV", "ACTION")}}
     config = TtfkitConfig(
-        policy=source.name, device="cpu", input_features=inputs, output_features=outputs,
+        policy=source.name, device="cpu", push_to_hub=False, input_features=inputs, output_features=outputs,
         n_obs_steps=cfg.n_obs_steps, horizon=cfg.horizon, n_action_steps=cfg.n_action_steps,
         policy_config={k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items() if k not in _DERIVED},
         **extra)
 
-    policy = TtfkitPolicy(config)
-    state = source.state_dict()
-    if not align:  # LeRobot's processors normalise; the wrapped model has no normaliser
-        state = {k: v for k, v in state.items() if not k.startswith("normalizer.")}
-    policy.model.load_state_dict(state, strict=True)
     if source.normalizer is not None:
         stats = stats_from_normalizer(source.normalizer, {**feature_key, ACTION: cfg.action_key})
     else:  # identity: the checkpoint already works in normalised units
         stats = {f: _identity_stats(ft.shape) for f, ft in {**inputs, **outputs}.items()}
-    pre, post = make_ttfkit_pre_post_processors(config, dataset_stats=stats)
+    policy = TtfkitPolicy(config, dataset_stats=stats)  # save_pretrained writes the processors
+    state = source.state_dict()
+    if not align:  # LeRobot's processors normalise; the wrapped model has no normaliser
+        state = {k: v for k, v in state.items() if not k.startswith("normalizer.")}
+    policy.model.load_state_dict(state, strict=True)
 
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         policy.save_pretrained(tmp)
-        pre.save_pretrained(tmp)
-        post.save_pretrained(tmp)
         replace_path(tmp, out)
     finally:
         if tmp.exists():
@@ -100,8 +100,9 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
 
 
 def _identity_stats(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """MIN_MAX stats of the identity map (min -1, max 1), per feature or one value for images."""
     zeros = np.zeros(shape if len(shape) == 1 else (), np.float32)
-    return {"mean": zeros, "std": zeros + 1, "min": zeros - 1, "max": zeros + 1}
+    return {"min": zeros - 1, "max": zeros + 1}
 
 
 def _jsonable(obj):

@@ -20,22 +20,24 @@ Batch shapes (B batch, To obs steps, H horizon, Da action dim):
   n_action_steps actions from chunk[To-1 : To-1+n_action_steps], as LeRobot's diffusion policy does.
 """
 
-from __future__ import annotations
-
+import logging
 import os
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import torch
+from lerobot.configs.types import NormalizationMode
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION
 from torch import Tensor
 
 from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig, to_ttfkit_key
-from lerobot_policy_ttfkit.processor_ttfkit import check_saved_stats, check_stats
+from lerobot_policy_ttfkit.processor_ttfkit import check_stats, load_saved_stats, make_ttfkit_pre_post_processors
 
 __all__ = ["TtfkitPolicy"]
+
+logger = logging.getLogger(__name__)
 
 
 class TtfkitPolicy(PreTrainedPolicy):
@@ -48,8 +50,10 @@ class TtfkitPolicy(PreTrainedPolicy):
                  **kwargs: Any):
         super().__init__(config)
         config.validate_features()
-        if dataset_stats is not None:  # lerobot-train hands the dataset's stats to the normaliser too
-            check_stats(config, dataset_stats, where="dataset stats")
+        # lerobot-train hands the dataset's stats to the processors and here; the policy keeps them
+        # so that save_pretrained writes the processors from_pretrained reads (LeRobot's contract).
+        check_stats(config, dataset_stats, where="dataset stats")
+        self.dataset_stats = dataset_stats or None
         from ttfkit.policies import make_policy
 
         self.key_map = {feature: to_ttfkit_key(feature) for feature in config.input_features}
@@ -73,13 +77,28 @@ class TtfkitPolicy(PreTrainedPolicy):
 
     @classmethod
     def from_pretrained(cls, pretrained_name_or_path: str | Path, *, strict: bool = True,
-                        **kwargs: Any) -> TtfkitPolicy:
-        """LeRobot's loader with strict weight matching, plus the saved-stats check when
-        ``pretrained_name_or_path`` is a local directory holding the processors."""
+                        **kwargs: Any) -> "TtfkitPolicy":
+        """LeRobot's loader with strict weight matching; a local directory must hold the processors
+        (``save_pretrained`` writes them), whose statistics are checked and kept unless
+        ``dataset_stats`` were passed (``lerobot-train`` passes the dataset's)."""
         policy = super().from_pretrained(pretrained_name_or_path, strict=strict, **kwargs)
         if os.path.isdir(pretrained_name_or_path):
-            check_saved_stats(pretrained_name_or_path, policy.config)
+            saved = load_saved_stats(pretrained_name_or_path, policy.config)
+            if policy.dataset_stats is None:
+                policy.dataset_stats = saved or None
+            if not saved:
+                logger.warning("%s: the saved processors hold no normalisation statistics (a policy "
+                               "saved before it saw a dataset)", pretrained_name_or_path)
         return policy
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """config.json + model.safetensors (LeRobot) and the pre/post-processors built from this
+        policy's statistics (``policy_preprocessor.json``, ``policy_postprocessor.json`` and their
+        state files), which ``from_pretrained`` and ``make_pre_post_processors`` read."""
+        super()._save_pretrained(save_directory)
+        pre, post = make_ttfkit_pre_post_processors(self.config, dataset_stats=self.dataset_stats)
+        pre.save_pretrained(save_directory)
+        post.save_pretrained(save_directory)
 
     def get_optim_params(self) -> Any:
         return self.model.parameters()
@@ -92,6 +111,7 @@ class TtfkitPolicy(PreTrainedPolicy):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Training loss on a normalised batch (module docstring) -> (loss, metrics)."""
+        self._require_stats()
         obs = {key: batch[feature] for feature, key in self.key_map.items()}
         return self.model.compute_loss({"obs": obs, "action": batch[ACTION]})
 
@@ -100,6 +120,7 @@ class TtfkitPolicy(PreTrainedPolicy):
                              generator: torch.Generator | None = None) -> Tensor:
         """Normalised observations -> normalised chunk (B, H, Da); ``noise`` (B, H, Da) fixes the
         initial sample, else it is drawn from ``generator``."""
+        self._require_stats()
         obs = {}
         for feature, key in self.key_map.items():
             x = batch[feature]
@@ -128,6 +149,17 @@ class TtfkitPolicy(PreTrainedPolicy):
             start = self.config.n_obs_steps - 1
             self._action_queue.extend(chunk[:, start:start + self.config.n_action_steps].unbind(dim=1))
         return self._action_queue.popleft()
+
+    def _require_stats(self) -> None:
+        """A policy that never saw statistics would be fed unnormalised inputs by LeRobot's
+        processors (they pass a feature without stats through): refuse to run."""
+        if self.dataset_stats is None and any(
+                NormalizationMode(self.config.normalization_mapping.get(ft.type.value, "IDENTITY"))
+                is not NormalizationMode.IDENTITY
+                for ft in {**self.config.input_features, **self.config.output_features}.values()):
+            raise RuntimeError("TtfkitPolicy has no normalisation statistics: build it with "
+                               "dataset_stats (LeRobot's make_policy with a dataset does) or load a "
+                               "directory whose processors hold them (ttf export lerobot writes them)")
 
 
 def _make_aligned(model: Any, align: dict[str, Any]) -> Any:

@@ -6,9 +6,12 @@ rename -> add batch dim -> device -> ``NormalizerProcessorStep`` before the poli
 dataset's stats, ``lerobot-record``, ``lerobot-eval``) treat it like any built-in policy.
 
 LeRobot's normaliser passes a feature through untouched when its statistics are missing. ttfkit
-refuses that: :func:`check_stats` raises ``KeyError`` naming the feature, and it runs when the
-pipelines are built, when the policy is built with dataset stats (``lerobot-train``), and on the
-saved processor files when the policy loads with ``from_pretrained``.
+refuses a partial set: :func:`check_stats` raises ``KeyError`` naming the feature, and it runs when
+the pipelines are built, when the policy is built with dataset stats (``lerobot-train``), and on the
+saved processor files when the policy loads with ``from_pretrained``. No statistics at all is
+LeRobot's "fill in later" state (``make_pre_post_processors(config, None)``, a policy built before
+any dataset): allowed when building, refused when a saved policy is loaded for use
+(``from_pretrained`` warns and the policy refuses to act until it has statistics).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from safetensors.torch import load_file
 from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
 
 __all__ = ["make_ttfkit_pre_post_processors", "stats_from_normalizer", "check_stats",
-           "check_saved_stats"]
+           "load_saved_stats"]
 
 _NEEDED = {NormalizationMode.MEAN_STD: ("mean", "std"), NormalizationMode.MIN_MAX: ("min", "max")}
 
@@ -73,11 +76,13 @@ def make_ttfkit_pre_post_processors(
 
 
 def stats_from_normalizer(normalizer: Any, features: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
-    """LeRobot MEAN_STD stats reproducing ttfkit's affine maps.
+    """LeRobot MIN_MAX stats reproducing ttfkit's affine maps.
 
-    ttfkit normalises ``y = x * scale + offset``; LeRobot computes ``(x - mean) / std``. With
-    ``mean = -offset / scale`` and ``std = 1 / scale`` both give the same y (LeRobot adds eps=1e-8
-    to std). ``features`` maps LeRobot feature -> ttfkit key; ``min``/``max`` are copied too.
+    ttfkit normalises ``y = x * scale + offset``; LeRobot's MIN_MAX computes
+    ``2 (x - min) / (max - min) - 1`` and unnormalises with its exact inverse. With
+    ``min = (-1 - offset) / scale`` and ``max = (1 - offset) / scale`` both give the same y, for every
+    ttfkit mode (for its default min-max mode these are the data's min and max). ``features`` maps
+    LeRobot feature -> ttfkit key. Returns {feature: {"min": (F...), "max": (F...)}} float32.
     """
     out = {}
     table = normalizer.to_dict()
@@ -89,16 +94,18 @@ def stats_from_normalizer(normalizer: Any, features: dict[str, str]) -> dict[str
         # Read the affine map off the normaliser in float64: offset = f(0), scale = f(1) - f(0).
         offset = normalizer.normalize(key, torch.zeros(shape, dtype=torch.float64))
         scale = normalizer.normalize(key, torch.ones(shape, dtype=torch.float64)) - offset
-        out[feature] = {"mean": (-offset / scale).float().numpy(), "std": (1.0 / scale).float().numpy(),
-                        "min": np.asarray(table[key]["min"], np.float32),
-                        "max": np.asarray(table[key]["max"], np.float32)}
+        out[feature] = {"min": ((-1.0 - offset) / scale).float().numpy(),
+                        "max": ((1.0 - offset) / scale).float().numpy()}
     return out
 
 
 def check_stats(config: TtfkitConfig, stats: dict[str, dict[str, Any]] | None, where: str,
                 outputs_only: bool = False) -> None:
     """Raise ``KeyError`` unless ``stats`` holds what the normaliser needs for every used feature
-    (only the action with ``outputs_only``, as for the post-processor's unnormaliser)."""
+    (only the action with ``outputs_only``, as for the post-processor's unnormaliser). ``None`` or
+    ``{}`` (no statistics yet, module docstring) passes."""
+    if not stats:
+        return
     missing = []
     used = config.output_features if outputs_only else {**config.input_features, **config.output_features}
     for feature, ft in used.items():
@@ -114,15 +121,18 @@ def check_stats(config: TtfkitConfig, stats: dict[str, dict[str, Any]] | None, w
                        f"these through unnormalised. Stats present for {sorted(stats or {})}")
 
 
-def check_saved_stats(directory: str | Path, config: TtfkitConfig) -> None:
-    """``check_stats`` on the normaliser files saved beside a pretrained policy in ``directory``."""
+def load_saved_stats(directory: str | Path, config: TtfkitConfig) -> dict[str, dict[str, torch.Tensor]]:
+    """Statistics of the normaliser saved beside a pretrained policy in ``directory``
+    ({feature: {stat: tensor}}, ``{}`` when it has none), after :func:`check_stats` on both the
+    pre-processor's normaliser and the post-processor's unnormaliser."""
     directory = Path(directory)
+    found = {}
     for pipeline, registry_name in ((POLICY_PREPROCESSOR_DEFAULT_NAME, "normalizer_processor"),
                                     (POLICY_POSTPROCESSOR_DEFAULT_NAME, "unnormalizer_processor")):
         file = directory / f"{pipeline}.json"
         if not file.is_file():
             raise FileNotFoundError(f"{file} not found: a ttfkit LeRobot policy directory holds its "
-                                    "processors (ttf export lerobot writes them)")
+                                    "processors (save_pretrained and ttf export lerobot write them)")
         stats: dict[str, dict[str, torch.Tensor]] = {}
         for step in json.loads(file.read_text())["steps"]:
             if step.get("registry_name") == registry_name and step.get("state_file"):
@@ -131,3 +141,5 @@ def check_saved_stats(directory: str | Path, config: TtfkitConfig) -> None:
                     stats.setdefault(feature, {})[stat] = value
         check_stats(config, stats, where=f"{file} ({registry_name})",
                     outputs_only=registry_name == "unnormalizer_processor")
+        found[registry_name] = stats
+    return found["normalizer_processor"]

@@ -23,7 +23,7 @@ def test_round_trip_keeps_every_array_exactly(store, tmp_path, helpers):
     info = json.loads((out / "meta" / "info.json").read_text())
     assert info["codebase_version"] == "v3.0"
     assert info["total_episodes"] == 3 and info["total_frames"] == sum(helpers.episode_lengths)
-    assert info["features"]["observation.images.pixels"]["dtype"] == "image"
+    assert info["features"]["observation.image"]["dtype"] == "image"
     assert info["features"]["observation.state"]["shape"] == [3]
     assert info["features"]["next.reward"]["shape"] == [1]
     back = import_lerobot(out, tmp_path / "back.zarr")
@@ -51,7 +51,7 @@ def _read_with_lerobot(root) -> dict[str, np.ndarray]:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("local/demo", root=root)
-    keys = ["observation.state", "observation.environment_state", "observation.images.pixels",
+    keys = ["observation.state", "observation.environment_state", "observation.image",
             "action", "next.reward", "episode_index", "frame_index", "timestamp"]
     items = [ds[i] for i in range(len(ds))]
     out = {k.replace(".", "_"): np.stack([it[k].numpy() for it in items]) for k in keys}
@@ -75,7 +75,7 @@ def test_lerobot_reads_export_offline_with_same_values(store, tmp_path, helpers,
     np.testing.assert_array_equal(got["action"], cat["action"])
     np.testing.assert_array_equal(got["next_reward"], cat["reward"])
     # LeRobot yields images as float (C, H, W) in [0, 1].
-    np.testing.assert_allclose(got["observation_images_pixels"],
+    np.testing.assert_allclose(got["observation_image"],
                                cat["pixels"].transpose(0, 3, 1, 2) / 255.0, atol=1e-6)
     frame_index = np.concatenate([np.arange(n) for n in lengths])
     np.testing.assert_array_equal(got["frame_index"], frame_index)
@@ -95,7 +95,7 @@ def test_video_round_trip_within_codec_loss(tmp_path, helpers):
             e["pixels"][t] = np.stack([base, 255 - base, np.full_like(base, 128)], -1)
     helpers.write_store(tmp_path / "v.zarr", episodes)
     out = export_lerobot(tmp_path / "v.zarr", tmp_path / "lr", fps=10, use_videos=True)
-    assert list((out / "videos" / "observation.images.pixels").rglob("*.mp4"))
+    assert list((out / "videos" / "observation.image").rglob("*.mp4"))
     back = import_lerobot(out, tmp_path / "back.zarr")
     original = ReplayBuffer.open(tmp_path / "v.zarr")
     for key in original.keys():

@@ -19,7 +19,7 @@ from ttfkit.data.lerobot import export_lerobot
 from ttfkit.policies import load
 
 FEATURES = {"observation.state": "agent_pos", "observation.environment_state": "environment_state",
-            "observation.images.pixels": "pixels"}
+            "observation.image": "pixels"}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_same_observations_and_noise_give_ttfkits_actions(exported, name):
     chunk = policy.predict_action_chunk(batch, noise=noise, generator=torch.Generator().manual_seed(11))
     got = post(chunk)
     assert got.shape == want.shape == (5, cfg.horizon, cfg.action_dim)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     # Different noise must change the actions (the comparison above is not vacuous).
     other = post(policy.predict_action_chunk(batch, noise=torch.randn_like(noise)))
     assert (other - want).abs().max() > 1e-3
@@ -110,7 +110,7 @@ def test_same_observations_and_noise_give_ttfkits_actions(exported, name):
         a_ttfkit = ttfkit.select_action({k: v.numpy() for k, v in env_step.items()}, generator=g1)
         lr_step = pre({feature: step[key] for feature, key in FEATURES.items()})
         a_lerobot = post(policy.select_action(lr_step, generator=g2))
-        torch.testing.assert_close(a_lerobot, a_ttfkit, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a_lerobot, a_ttfkit, rtol=0, atol=1e-6)
 
 
 def test_missing_statistic_is_an_error(exported, tmp_path):
@@ -125,9 +125,16 @@ def test_missing_statistic_is_an_error(exported, tmp_path):
         make_ttfkit_pre_post_processors(cfg, dataset_stats=partial)
     with pytest.raises(KeyError, match="observation.environment_state"):
         TtfkitPolicy(cfg, dataset_stats=partial)
-    no_std = {**stats, "action": {k: v for k, v in stats["action"].items() if k != "std"}}
+    no_max = {**stats, "action": {k: v for k, v in stats["action"].items() if k != "max"}}
     with pytest.raises(KeyError, match="action"):
-        make_ttfkit_pre_post_processors(cfg, dataset_stats=no_std)
+        make_ttfkit_pre_post_processors(cfg, dataset_stats=no_max)
+    # No statistics at all (LeRobot's "fill in later"): buildable, but the policy will not act.
+    blank = TtfkitPolicy(cfg)
+    with pytest.raises(RuntimeError, match="no normalisation statistics"):
+        blank.select_action(pre_step(cfg))
+    blank.save_pretrained(tmp_path / "blank")
+    with pytest.raises(RuntimeError, match="no normalisation statistics"):
+        TtfkitPolicy.from_pretrained(tmp_path / "blank").select_action(pre_step(cfg))
 
     # A saved pipeline whose normaliser lost a key: loading the policy refuses it.
     broken = tmp_path / "broken"
@@ -139,6 +146,11 @@ def test_missing_statistic_is_an_error(exported, tmp_path):
               broken / step["state_file"])
     with pytest.raises(KeyError, match="observation.state"):
         TtfkitPolicy.from_pretrained(broken)
+
+
+def pre_step(cfg) -> dict[str, torch.Tensor]:
+    """One batch-of-1 step of zeros for every input feature of ``cfg``."""
+    return {f: torch.zeros(1, *ft.shape) for f, ft in cfg.input_features.items()}
 
 
 def test_lerobot_train_fine_tunes_the_exported_policy(exported, tmp_path):
