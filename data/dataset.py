@@ -21,6 +21,9 @@ Memory: the used keys of the used episodes are read from zarr into numpy once, a
 (random access into compressed zarr chunks per item is far too slow, Diffusion Policy does the same).
 The cost is ``sum over keys of n_steps * prod(trailing shape) * itemsize`` bytes; images stay uint8
 (50 episodes x 200 steps of 84x84x3 pixels ~ 212 MB). DataLoader workers started by fork share it.
+With ``in_memory=False`` nothing is loaded up front: windows are read from the zarr chunks through a
+bounded LRU cache of ``cache_mb`` MiB (``ttfkit.data.chunk_cache``), for stores larger than memory;
+the items are identical to the in-memory ones.
 
 Item layout: ``{"obs": {key: float32 Tensor (To, ...)}, "action": float32 Tensor (H, Da)}``; keys
 stored as 4-D (T, H, W, C) arrays are images and come as float32 (To, C, H, W) scaled by 1/255 to
@@ -59,13 +62,15 @@ class SequenceDataset(Dataset):
         split: ``"train"``, ``"val"`` or ``"all"``.
         val_fraction: fraction of episodes held out for ``"val"`` (0 = none), in [0, 1).
         seed: seed of the episode-level split.
+        in_memory: load the used keys into memory at construction (default); False streams them.
+        cache_mb: chunk-cache budget in MiB when streaming (per process; split among DataLoader workers).
     """
 
     def __init__(self, buffer_or_path: ReplayBuffer | str | os.PathLike, horizon: int = 16,
                  n_obs_steps: int = 2, n_action_steps: int = 8,
                  obs_keys: Sequence[str] = ("agent_pos", "environment_state"),
                  action_key: str = "action", split: str = "train", val_fraction: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, in_memory: bool = True, cache_mb: float = 256.0) -> None:
         if isinstance(obs_keys, str):
             raise TypeError(f"obs_keys must be a sequence of keys, got the string {obs_keys!r}")
         _check_config(horizon, n_obs_steps, n_action_steps, split, val_fraction)
@@ -97,7 +102,13 @@ class SequenceDataset(Dataset):
                              f"({buffer.n_episodes} episodes, {val_fraction=})")
 
         lengths = buffer.episode_lengths[self.episode_indices]
-        self._arrays = _load_episodes(buffer, (*self.obs_keys, action_key), self.episode_indices)
+        if in_memory:
+            self._arrays = _load_episodes(buffer, (*self.obs_keys, action_key), self.episode_indices)
+        else:
+            from ttfkit.data.chunk_cache import StreamingArrays
+
+            self._arrays = StreamingArrays(buffer.path, (*self.obs_keys, action_key), buffer.episode_ends,
+                                           self.episode_indices, cache_mb)
         self._starts, self._ep_begin, self._ep_last = _window_index(
             lengths, horizon, n_obs_steps - 1, n_action_steps - 1)
         if self._starts.size == 0:
