@@ -1,24 +1,33 @@
 """Closed-loop evaluation: ``evaluate(policy, env_id, n_episodes, seed=...) -> EvalResult``.
 
-Protocol.
+Protocol (v2).
 - Episode ``i`` is reset with seed ``seed + i`` (default ``seed=100_000``, Diffusion Policy's test
   seeds; ``ttfkit.envs.collect`` uses ``seed * 1_000_000 + i``, so default evaluation layouts never
   coincide with demonstration layouts).
-- Episodes run in batches of ``n_envs`` in lockstep on gymnasium vector envs (``AsyncVectorEnv`` with
-  one process per env when ``n_envs > 1``, ``SyncVectorEnv`` otherwise). ``policy.reset()`` is
-  called at the start of every batch (``reset(seed=first episode seed of the batch)`` when the
-  policy's ``reset`` takes a seed, so stochastic policies roll out reproducibly), then ``policy.select_action(obs)`` once per step on the whole
-  batch: ``obs`` is a dict of np.ndarray (B, ...) in env units (pixels uint8 (B, H, W, 3)), and
-  the policy returns actions (B, Da) (np.ndarray or torch.Tensor). The last batch is padded with
-  extra envs whose episodes are discarded, so B is always ``n_envs``.
+- Episodes run on ``n_envs`` env slots (``ttfkit.envs.slots``), in this process (``workers=0``) or
+  spread over worker processes that pass observations and actions through shared memory. Continuous
+  refill: when a slot's episode ends, it starts the next pending episode at once.
+- ``policy.reset()`` is called once before the first episode. When slot j starts episode i, the
+  evaluator calls ``policy.reset_slot(j, seed=seed + i)`` if the policy has that method (chunk
+  policies: per-slot history, queue and noise generator seeded by the episode's seed, so every
+  episode's outcome is the same for any n_envs, worker layout or machine load). Policies without
+  ``reset_slot`` (scripted experts) must keep no per-episode state.
+- Every step ``policy.select_action(obs)`` is called once with the observations of all ``n_envs``
+  slots: ``obs`` is a dict of np.ndarray (n_envs, ...) in env units (pixels uint8 (n_envs, H, W, 3)),
+  row j = slot j; rows of slots with no episode left hold their last observation and their actions
+  are ignored. The policy returns actions (n_envs, Da) (np.ndarray or torch.Tensor).
 - An episode succeeds if ``info["is_success"]`` is True at any step (Meta-World's convention). With
   ``stop_on_success=True`` (default) it ends at its first success; otherwise at the time limit.
-  Finished envs keep receiving actions until the batch ends, but their steps are not counted.
-- ``EvalResult`` has per-episode success/return/length/seed, the success rate with a Wilson 95%
-  interval and the exact env spec (JSON); ``to_json``/``from_json`` round-trip it.
+- ``EvalResult`` has per-episode success/return/length/seed in seed order, the success rate with a
+  Wilson 95% interval and the exact env spec (JSON); ``to_json``/``from_json`` round-trip it.
 
-Videos: with ``video_dir``, the first ``n_videos`` episodes are rendered (``render_size`` frames
-from the env's camera) and written as mp4 through imageio/ffmpeg, named
+Default layout: ``n_envs=DEFAULT_N_ENVS`` (a constant, not the CPU count, so the policy's batch is the
+same on every machine; chunk policies are batch-size invariant anyway, see
+``ChunkPolicy.predict_action_chunk``) and one worker per core up to n_envs (``workers`` only changes
+speed, never results).
+
+Videos: with ``video_dir``, episodes 0 .. n_videos-1 are rendered (``render_size`` frames from the
+env's camera) and written as mp4 through imageio/ffmpeg by the process that runs them, named
 ``<task>_ep<i>_seed<s>_<success|failure>.mp4``.
 """
 
@@ -26,11 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import json
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,12 +48,15 @@ import gymnasium as gym
 import numpy as np
 
 from ttfkit.envs.registry import _check_id, env_spec_json, make_env
+from ttfkit.envs.slots import SlotPool
 
-__all__ = ["evaluate", "EvalResult", "wilson_interval", "make_vector_env", "DEFAULT_EVAL_SEED"]
+__all__ = ["evaluate", "EvalResult", "wilson_interval", "DEFAULT_EVAL_SEED", "DEFAULT_N_ENVS",
+           "make_vector_env"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVAL_SEED = 100_000
+DEFAULT_N_ENVS = 8  # slots when n_envs is not given (then capped at n_episodes); see the module docstring
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -170,29 +182,43 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
              max_steps: int | None = None, stop_on_success: bool = True,
              env_kwargs: dict[str, Any] | None = None, render_size: int = 128,
              policy_name: str | None = None,
-             on_episode: Callable[[int, bool], None] | None = None) -> EvalResult:
+             on_episode: Callable[[int, bool], None] | None = None, workers: int | None = None,
+             timings: dict[str, Any] | None = None) -> EvalResult:
     """Roll ``policy`` out on ``n_episodes`` seeded episodes of ``env_id`` (protocol: module docstring).
 
     Args:
-        policy: object with ``reset()`` and ``select_action(obs: dict (B, ...)) -> (B, Da)``.
+        policy: object with ``reset()``, ``select_action(obs: dict (n_envs, ...)) -> (n_envs, Da)`` and
+            optionally ``reset_slot(slot, seed=...)``.
         env_id: a registered ``ttfkit/...`` id.
         n_episodes: number of episodes (seeds ``seed .. seed + n_episodes - 1``).
         seed: first episode seed.
-        n_envs: parallel envs (default: CPU count, at most n_episodes); 1 runs in-process.
+        n_envs: env slots, the policy's batch (default ``DEFAULT_N_ENVS``; at most n_episodes).
+        workers: processes running the envs (default: 0 when n_envs is 1, else min(CPU count,
+            n_envs)); 0 runs every env in this process.
         video_dir: write mp4 videos of the first ``n_videos`` episodes there.
         max_steps: episode time limit (default: the suite's, e.g. 500 Meta-World, 50 Fetch).
         stop_on_success: end an episode at its first success.
         env_kwargs: extra env options (``pixels=True``, ``image_size``, ``camera``).
         render_size: video frame side in pixels.
         policy_name: stored in the result (default: the policy's class name).
-        on_episode: called as ``on_episode(n_done, success)`` after every finished episode.
+        on_episode: called as ``on_episode(n_done, success)`` after every finished episode (in the
+            order episodes finish, not seed order).
+        timings: a dict to fill with the wall-time breakdown (seconds): ``total_s``, ``policy_s``
+            (select_action), ``env_wait_s`` (stepping the slots, transfer included), ``sim_s`` (env
+            step/reset/render time per process), ``startup_s`` (building envs and workers), ``steps``.
     """
+    start_time = time.perf_counter()
     _check_id(env_id)
     if n_episodes <= 0:
         raise ValueError(f"{n_episodes=} must be positive")
-    n_envs = min(n_episodes, n_envs or os.cpu_count() or 1)
-    if n_envs <= 0:
+    if n_envs is not None and n_envs <= 0:
         raise ValueError(f"{n_envs=} must be positive")
+    n_envs = min(n_episodes, n_envs or DEFAULT_N_ENVS)
+    if workers is None:
+        workers = 0 if n_envs == 1 else min(n_envs, os.cpu_count() or 1)
+    if not 0 <= workers:
+        raise ValueError(f"{workers=} must be >= 0")
+    workers = min(workers, n_envs)
     kwargs = dict(env_kwargs or {})
     if max_steps is not None:
         if max_steps <= 0:
@@ -204,94 +230,63 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
         kwargs.update(render_mode="rgb_array", render_size=render_size)
     spec_json = env_spec_json(env_id, **kwargs)
 
-    envs = make_vector_env(env_id, n_envs, **kwargs)
     seeds = [seed + i for i in range(n_episodes)]
-    successes: list[bool] = []
-    returns: list[float] = []
-    lengths: list[int] = []
-    videos: list[str] = []
-    try:
-        for start in range(0, n_episodes, n_envs):
-            batch = seeds[start:start + n_envs]
-            pad = [batch[-1] + 1 + j for j in range(n_envs - len(batch))]  # discarded episodes
-            record = [start + j < n_videos for j in range(len(batch))] if want_video else []
-            result = _run_batch(policy, envs, batch + pad, len(batch), limit, stop_on_success, record)
-            for j, (ok, ret, length, frames) in enumerate(zip(*result)):
-                successes.append(ok)
-                returns.append(ret)
-                lengths.append(length)
-                if frames:
-                    videos.append(_write_video(Path(video_dir), env_id, start + j, batch[j], ok, frames,
-                                               fps=int(envs.metadata.get("render_fps", 30))))
+    outcome: list[tuple | None] = [None] * n_episodes
+    reset_slot = getattr(policy, "reset_slot", None)
+    active = np.zeros(n_envs, dtype=bool)
+    n_done = 0
+    policy_s, steps = 0.0, 0
+
+    def handle(events: list[tuple]) -> None:
+        nonlocal n_done
+        for event in events:
+            if event[0] == "start":
+                _, slot, ep = event
+                active[slot] = True
+                if reset_slot is not None:
+                    reset_slot(slot, seed=seeds[ep])
+            else:
+                _, slot, ep, ok, ret, length, video = event
+                active[slot] = False
+                outcome[ep] = (bool(ok), float(ret), int(length), video)
+                n_done += 1
                 if on_episode is not None:
-                    on_episode(len(successes), ok)
-            logger.info("%s: %d/%d episodes, %d successes", env_id, len(successes), n_episodes,
-                        sum(successes))
+                    on_episode(n_done, bool(ok))
+
+    pool = SlotPool(env_id, kwargs, n_envs, workers, seeds, limit, stop_on_success,
+                    video_dir=str(video_dir) if want_video else None, n_videos=n_videos if want_video else 0)
+    try:
+        policy.reset()
+        handle(pool.start())
+        startup_s = time.perf_counter() - start_time
+        while active.any():
+            t0 = time.perf_counter()
+            action = policy.select_action({k: v.copy() for k, v in pool.obs.items()})
+            action = _as_actions(action, n_envs, pool.action_shape)
+            policy_s += time.perf_counter() - t0
+            handle(pool.step(action, active))
+            steps += 1
+            if steps % 500 == 0:
+                logger.info("%s: %d/%d episodes done", env_id, n_done, n_episodes)
     finally:
-        envs.close()
+        pool.close()
+    if timings is not None:
+        timings.update(total_s=time.perf_counter() - start_time, policy_s=policy_s, startup_s=startup_s,
+                       env_wait_s=pool.timings["wait_s"], sim_s=list(pool.timings["sim_s"]), steps=steps,
+                       n_envs=n_envs, workers=workers)
     return EvalResult(env_id=env_id, policy=policy_name or type(policy).__name__, seeds=tuple(seeds),
-                      successes=tuple(successes), returns=tuple(returns), lengths=tuple(lengths),
-                      env_spec=spec_json, max_steps=limit, stop_on_success=stop_on_success,
-                      videos=tuple(videos))
+                      successes=tuple(o[0] for o in outcome), returns=tuple(o[1] for o in outcome),
+                      lengths=tuple(o[2] for o in outcome), env_spec=spec_json, max_steps=limit,
+                      stop_on_success=stop_on_success, videos=tuple(o[3] for o in outcome if o[3]))
 
 
 def make_vector_env(env_id: str, n_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
-    """The evaluator's vector env: ``AsyncVectorEnv`` (forkserver workers) for n_envs > 1, else
-    ``SyncVectorEnv``; every sub-env is ``make_env(env_id, **kwargs)``."""
+    """A gymnasium vector env of ``make_env(env_id, **kwargs)`` (``AsyncVectorEnv`` with forkserver
+    workers for n_envs > 1, else ``SyncVectorEnv``); the previous evaluator's, kept for benchmarks."""
     fns = [functools.partial(make_env, env_id, **kwargs) for _ in range(n_envs)]
     if n_envs > 1:
         return gym.vector.AsyncVectorEnv(fns, context="forkserver")
     return gym.vector.SyncVectorEnv(fns)
-
-
-def _reset_policy(policy: Any, seed: int) -> None:
-    """``policy.reset(seed=...)`` when the policy takes a seed (its sampling noise then depends only
-    on the batch's first episode seed, so a rerun reproduces the rollouts), else ``policy.reset()``."""
-    if "seed" in inspect.signature(policy.reset).parameters:
-        policy.reset(seed=seed)
-    else:
-        policy.reset()
-
-
-def _run_batch(policy: Any, envs: gym.vector.VectorEnv, seeds: list[int], n_real: int, limit: int,
-               stop_on_success: bool, record: list[bool]):
-    """One lockstep batch; returns per real episode (success, return, length, frames)."""
-    n = envs.num_envs
-    _reset_policy(policy, seeds[0])
-    obs, _ = envs.reset(seed=seeds)
-    active = np.ones(n, dtype=bool)
-    success = np.zeros(n, dtype=bool)
-    ret = np.zeros(n)
-    length = np.zeros(n, dtype=np.int64)
-    frames: list[list[np.ndarray]] = [[] for _ in range(n)]
-    want_frames = any(record)
-    if want_frames:
-        _grab_frames(envs, frames, active, record)
-    for _ in range(limit):
-        action = _as_actions(policy.select_action(obs), n, envs.single_action_space.shape)
-        obs, reward, terminated, truncated, info = envs.step(action)
-        ret += np.where(active, reward, 0.0)
-        length += active
-        step_success = np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)
-        success |= step_success & active
-        if want_frames:
-            _grab_frames(envs, frames, active, record)
-        done = np.asarray(terminated) | np.asarray(truncated)
-        if stop_on_success:
-            done |= step_success
-        active &= ~done
-        if not active[:n_real].any():
-            break
-    return (success[:n_real].tolist(), ret[:n_real].tolist(), length[:n_real].tolist(),
-            [frames[j] if j < len(record) and record[j] else [] for j in range(n_real)])
-
-
-def _grab_frames(envs: gym.vector.VectorEnv, frames: list[list[np.ndarray]], active: np.ndarray,
-                 record: list[bool]) -> None:
-    images = envs.call("render")
-    for j, want in enumerate(record):
-        if want and active[j]:
-            frames[j].append(np.asarray(images[j]))
 
 
 def _as_actions(action: Any, n: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -304,14 +299,3 @@ def _as_actions(action: Any, n: int, shape: tuple[int, ...]) -> np.ndarray:
     if not np.isfinite(action).all():
         raise ValueError("policy.select_action returned non-finite actions")
     return action
-
-
-def _write_video(video_dir: Path, env_id: str, episode: int, seed: int, success: bool,
-                 frames: list[np.ndarray], fps: int) -> str:
-    import imageio.v2 as imageio
-
-    video_dir.mkdir(parents=True, exist_ok=True)
-    task = env_id.split("/", 1)[1]
-    path = video_dir / f"{task}_ep{episode:03d}_seed{seed}_{'success' if success else 'failure'}.mp4"
-    imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
-    return str(path)

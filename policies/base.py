@@ -7,6 +7,10 @@ Policy / LeRobot convention), To=2, H=16, n_action_steps=8:
     chunk:   a_{-1} a_0 a_1 ... a_14         (index 0 sits at the oldest observation)
     executed:       a_0 ... a_7              (chunk[To-1 : To-1+n_action_steps])
 
+Batched control (evaluator protocol v2, ``ttfkit.envs.evaluate``): row j of ``select_action``'s batch
+is slot j; ``reset_slot(j, seed)`` starts a new episode there with its own noise generator, and the
+rows whose queue is empty are re-planned together through ``plan_chunks`` (the hook alignment wraps).
+
 Subclasses (``FlowPolicy``, ``DiffusionPolicy``) implement the generative part: ``_draw_loss_noise``,
 ``_loss`` and ``_sample`` in the normalised action space ([-1, 1] under a min-max normaliser).
 Legend: B batch, To obs steps, H horizon, Da action dim, Dc conditioning dim.
@@ -87,6 +91,7 @@ class ChunkPolicy(nn.Module):
 
     name: str = ""  # set by register_policy
     config_class: type = PolicyConfig
+    block_rows: int = 8  # rows per network call in predict_action_chunk (batch-size invariance)
 
     def __init__(self, config: PolicyConfig, normalizer: nn.Module | None = None):
         super().__init__()
@@ -100,9 +105,8 @@ class ChunkPolicy(nn.Module):
         self.encoder = ObsEncoder(config.obs_shapes, config.n_obs_steps, config.encoder)
         self.backbone = make_backbone(config.backbone, action_dim=config.action_dim, horizon=config.horizon,
                                       cond_dim=self.encoder.out_dim, options=config.backbone_options)
-        self._obs_history: deque = deque(maxlen=config.n_obs_steps)
-        self._action_queue: deque = deque()
-        self._generator: torch.Generator | None = None
+        self._slots: list[_Slot] = []  # per-row receding-horizon state, rows in slot order
+        self._generator: torch.Generator | None = None  # fallback noise source (reset(seed=...))
 
     # ----- subclass hooks (normalised action space) -----
     def _draw_loss_noise(self, batch_size: int, generator: torch.Generator | None,
@@ -115,6 +119,10 @@ class ChunkPolicy(nn.Module):
     def _sample(self, cond: torch.Tensor, noise: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def _sampler_draws_noise(self) -> bool:
+        """Whether ``_sample`` draws noise from ``generator`` beyond the initial sample."""
+        return False
+
     # ----- public interface -----
     @property
     def device(self) -> torch.device:
@@ -126,15 +134,34 @@ class ChunkPolicy(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the observation history and the queued actions (call at every episode start).
+        """Forget every slot's observation history, queued actions and generator.
 
-        With ``seed``, later ``select_action`` calls without a generator draw their noise from a
-        generator on the policy's device seeded with it (reproducible rollouts); otherwise from torch's global RNG.
+        With ``seed``, slots that get no seed of their own (``reset_slot(j)`` without one, or no
+        ``reset_slot`` call at all) draw their noise from one generator on the policy's device seeded
+        with it (reproducible rollouts); otherwise from torch's global RNG.
         """
-        self._obs_history.clear()
-        self._action_queue.clear()
-        if seed is not None:
-            self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._slots = []
+        self._generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+
+    def reset_slot(self, slot: int, seed: int | None = None) -> None:
+        """Start a new episode in row ``slot`` of the ``select_action`` batch (evaluator protocol v2).
+
+        Clears that row's observation history and action queue; with ``seed`` (the episode's seed) the
+        row's sampling noise comes from its own generator seeded with it, so the episode's actions do
+        not depend on the other rows, on the batch size or on the order episodes are assigned to slots.
+        """
+        if slot < 0:
+            raise ValueError(f"reset_slot: slot must be >= 0, got {slot=}")
+        while len(self._slots) <= slot:
+            self._slots.append(_Slot(self.config.n_obs_steps))
+        gen = None if seed is None else torch.Generator(device=self.device).manual_seed(int(seed))
+        self._slots[slot] = _Slot(self.config.n_obs_steps, gen)
+
+    def slot_generator(self, slot: int) -> torch.Generator | None:
+        """Slot ``slot``'s noise generator: its episode's (``reset_slot(j, seed)``), else the policy's
+        (``reset(seed)``), else None (torch's global RNG)."""
+        own = self._slots[slot].generator if slot < len(self._slots) else None
+        return own if own is not None else self._generator
 
     def encode_obs(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """{key: (B, To, *shape)} in dataset units -> cond (B, Dc). Normalises, then encodes."""
@@ -179,40 +206,89 @@ class ChunkPolicy(nn.Module):
                              noise: torch.Tensor | None = None) -> torch.Tensor:
         """{key: (B, To, ...)} in dataset units -> actions (B, H, Da) in dataset (unnormalised) units.
 
-        ``noise`` (B, H, Da) is the initial sample; if None it is drawn from ``generator``.
+        ``noise`` (B, H, Da) is the initial sample (normalised units); if None it is drawn from
+        ``generator``. Rows are computed in blocks of exactly ``block_rows`` (the last block padded
+        with copies of its first row), so a row's chunk does not depend on the batch it came in:
+        CPU kernels pick different reduction orders for different batch sizes (measured: rows of a
+        batch of 1-3 differ in the last bits from the same rows in a batch of 8).
         """
-        cond = self.encode_obs(obs_batch)  # (B, Dc)
-        shape = (cond.shape[0], self.config.horizon, self.config.action_dim)
+        self._check_obs(obs_batch)
+        n = next(iter(obs_batch.values())).shape[0]
+        shape = (n, self.config.horizon, self.config.action_dim)
         if noise is None:
-            noise = torch.randn(shape, generator=generator, device=cond.device, dtype=cond.dtype)
+            noise = torch.randn(shape, generator=generator, device=self.device)
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must be {shape}, got {tuple(noise.shape)}")
-        x = self._sample(cond, noise.to(cond), generator)  # (B, H, Da), normalised
-        return self._unnormalize(self.config.action_key, x)
+        chunks = []
+        for start in range(0, n, self.block_rows):
+            rows = slice(start, min(n, start + self.block_rows))
+            obs = {k: _pad_rows(v[rows], self.block_rows) for k, v in obs_batch.items()}
+            cond = self.encode_obs(obs)  # (block_rows, Dc)
+            x = self._sample(cond, _pad_rows(noise[rows], self.block_rows).to(cond), generator)
+            chunks.append(x[:rows.stop - start])  # (b, H, Da), normalised
+        return self._unnormalize(self.config.action_key, torch.cat(chunks))
+
+    @torch.no_grad()
+    def plan_chunks(self, obs_batch: dict[str, torch.Tensor], slots: list[int]) -> torch.Tensor:
+        """New chunks for the rows ``slots`` (those whose action queue ran empty) in one call.
+
+        Args:
+            obs_batch: {key: (b, To, ...)} dataset units, row i belongs to slot ``slots[i]``.
+            slots: the rows' slot indices.
+
+        Returns:
+            (b, H, Da) in dataset units, as ``predict_action_chunk`` returns them. The default draws
+            row i's initial noise (H, Da) from ``slot_generator(slots[i])``; samplers that draw more
+            noise while sampling (DDPM, DDIM with eta > 0) run one row at a time on its slot's
+            generator, so every episode's chunks are reproducible from its seed alone. Override (or
+            wrap) this to change how chunks are chosen (``ttfkit.align``).
+        """
+        shape = (self.config.horizon, self.config.action_dim)
+        noise = torch.stack([torch.randn(shape, generator=self.slot_generator(j), device=self.device)
+                             for j in slots])  # (b, H, Da)
+        if not self._sampler_draws_noise():
+            return self.predict_action_chunk(obs_batch, noise=noise)
+        return torch.cat([self.predict_action_chunk({k: v[i:i + 1] for k, v in obs_batch.items()},
+                                                    generator=self.slot_generator(j), noise=noise[i:i + 1])
+                          for i, j in enumerate(slots)])
 
     @torch.no_grad()
     def select_action(self, obs: dict[str, np.ndarray | torch.Tensor],
                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """One env step batched over envs (env units; pixels uint8 (B, H, W, 3)) -> actions (B, Da).
+        """One env step batched over slots (env units; pixels uint8 (B, H, W, 3)) -> actions (B, Da).
 
-        Keeps the last To observations (the first one repeated at an episode start, as the dataset
-        pads) and a queue of n_action_steps actions taken from chunk[To-1 : To-1+n_action_steps].
+        Row j is slot j. Each slot keeps its last To observations (the first one repeated at an
+        episode start, as the dataset pads) and a queue of n_action_steps actions taken from
+        chunk[To-1 : To-1+n_action_steps]. The rows whose queue is empty are re-planned together with
+        one ``plan_chunks`` call. ``generator``, when given, replaces every slot's generator for
+        this call's noise. Slots start empty after ``reset()``; ``reset_slot(j, seed)`` starts a new
+        episode in one row.
         """
         step = {k: self._env_to_dataset(k, obs) for k in self.config.obs_shapes}
         batch = next(iter(step.values())).shape[0]
-        if self._obs_history and next(iter(self._obs_history[-1].values())).shape[0] != batch:
-            raise ValueError(f"batch size changed from {next(iter(self._obs_history[-1].values())).shape[0]} "
-                             f"to {batch} without reset()")
-        if not self._obs_history:
-            self._obs_history.extend([step] * self.config.n_obs_steps)
-        else:
-            self._obs_history.append(step)
-        if not self._action_queue:
-            obs_batch = {k: torch.stack([s[k] for s in self._obs_history], dim=1) for k in step}  # (B, To, ...)
-            chunk = self.predict_action_chunk(obs_batch, generator=generator or self._generator)  # (B, H, Da)
+        if self._slots and len(self._slots) != batch:
+            raise ValueError(f"batch size changed from {len(self._slots)} to {batch} without reset()")
+        while len(self._slots) < batch:
+            self._slots.append(_Slot(self.config.n_obs_steps))
+        for j, slot in enumerate(self._slots):
+            slot.observe({k: v[j] for k, v in step.items()})
+        need = [j for j, slot in enumerate(self._slots) if not slot.queue]
+        if need:
+            obs_batch = {k: torch.stack([self._slots[j].history(k) for j in need]) for k in step}  # (b, To, ...)
+            if generator is not None:
+                saved = [(s, s.generator) for s in self._slots]
+                for s in self._slots:
+                    s.generator = generator
+            try:
+                chunk = self.plan_chunks(obs_batch, need)  # (b, H, Da)
+            finally:
+                if generator is not None:
+                    for s, g in saved:
+                        s.generator = g
             start = self.config.n_obs_steps - 1
-            self._action_queue.extend(chunk[:, start:start + self.config.n_action_steps].unbind(dim=1))
-        return self._action_queue.popleft()
+            for i, j in enumerate(need):
+                self._slots[j].queue.extend(chunk[i, start:start + self.config.n_action_steps].unbind(dim=0))
+        return torch.stack([slot.queue.popleft() for slot in self._slots])  # (B, Da)
 
     def save(self, path, **kwargs) -> None:
         """Write a checkpoint directory (see ``ttfkit.policies.checkpoint.save``)."""
@@ -254,3 +330,28 @@ class ChunkPolicy(nn.Module):
         if tuple(x.shape[1:]) != shape:
             raise ValueError(f"env observation {key!r} must be (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
         return x
+
+
+class _Slot:
+    """One row's receding-horizon state: last To observations, queued actions, noise generator."""
+
+    def __init__(self, n_obs_steps: int, generator: torch.Generator | None = None):
+        self.steps: deque = deque(maxlen=n_obs_steps)  # of {key: (...)} dataset units
+        self.queue: deque = deque()  # of (Da,) actions
+        self.generator = generator
+
+    def observe(self, step: dict[str, torch.Tensor]) -> None:
+        if not self.steps:
+            self.steps.extend([step] * self.steps.maxlen)  # episode start: pad with the first obs
+        else:
+            self.steps.append(step)
+
+    def history(self, key: str) -> torch.Tensor:
+        return torch.stack([s[key] for s in self.steps])  # (To, ...)
+
+
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """(b, ...) -> (rows, ...) with copies of row 0 appended (b <= rows)."""
+    if x.shape[0] == rows:
+        return x
+    return torch.cat([x, x[:1].expand(rows - x.shape[0], *x.shape[1:])])

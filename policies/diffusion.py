@@ -102,6 +102,9 @@ class DiffusionPolicy(ChunkPolicy):
     def _sample(self, cond, noise, generator):
         return self.sample(cond, noise, generator)
 
+    def _sampler_draws_noise(self) -> bool:
+        return self.config.sampler == "ddpm" or self.config.ddim_eta > 0
+
 
 def make_scheduler(kind: str, config: DiffusionConfig):
     """A fresh diffusers ``DDPMScheduler`` ("ddpm") or ``DDIMScheduler`` ("ddim") for ``config``."""

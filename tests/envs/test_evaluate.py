@@ -43,7 +43,7 @@ def test_zero_policy_never_succeeds_on_pick_place():
     result = envs.evaluate(policy, "ttfkit/metaworld-pick-place-v3", 3, n_envs=1)
     assert result.success_rate == 0.0 and result.n_episodes == 3
     assert result.lengths == (500,) * 3  # ran to the time limit
-    assert policy.resets == 3  # once per batch of n_envs=1
+    assert policy.resets == 1  # once per evaluation (protocol v2)
     z2 = norm.ppf(0.975) ** 2
     assert result.ci_low == 0.0 and result.ci_high == pytest.approx(z2 / (3 + z2))  # Wilson, k = 0
 
@@ -85,25 +85,56 @@ def test_result_json_round_trip_and_bad_policy_output():
         envs.evaluate(WrongShapePolicy(), "ttfkit/fetch-push-v4", 1, n_envs=1)
 
 
-class _NoisyPolicy:
-    """Random actions from a generator seeded by reset(seed=...): a stand-in for a sampling policy."""
+class _NoisyExpert:
+    """Scripted expert plus per-episode noise (protocol v2): slot j's noise comes from a generator
+    seeded by its episode's seed in ``reset_slot``; episodes end at different steps."""
 
-    def __init__(self):
-        self.reset_seeds = []
+    def __init__(self, env_id, scale):
+        self.expert, self.scale, self.rngs, self.started = envs.make_expert(env_id), scale, {}, []
 
-    def reset(self, seed=None):
-        self.reset_seeds.append(seed)
-        self.rng = np.random.default_rng(seed)
+    def reset(self):
+        self.rngs = {}
+
+    def reset_slot(self, slot, seed):
+        self.rngs[slot] = np.random.default_rng(seed)
+        self.started.append(seed)
 
     def select_action(self, obs):
-        return self.rng.uniform(-1, 1, size=(len(obs["agent_pos"]), 4))
+        action = self.expert.select_action(obs)
+        noise = np.stack([self.rngs[j].normal(scale=self.scale, size=4) for j in range(len(action))])
+        return np.clip(action + noise, -1, 1)
 
 
-def test_stochastic_policy_is_reseeded_per_batch_and_reproducible():
-    runs = []
-    for _ in range(2):
-        policy = _NoisyPolicy()
-        result = envs.evaluate(policy, "ttfkit/metaworld-reach-v3", 2, seed=100_000, n_envs=1, max_steps=5)
-        assert policy.reset_seeds == [100_000, 100_001]
-        runs.append(result.returns)
-    assert runs[0] == runs[1]
+def test_noisy_policy_per_episode_results_do_not_depend_on_slots_or_workers():
+    env_id = "ttfkit/fetch-push-v4"
+    runs = {}
+    for n_envs, workers in [(1, 0), (2, 0), (3, 0), (3, 2)]:
+        policy = _NoisyExpert(env_id, scale=0.6)
+        runs[n_envs, workers] = envs.evaluate(policy, env_id, 7, seed=40, n_envs=n_envs, workers=workers)
+        assert sorted(policy.started) == list(range(40, 47))  # every episode reset once, with its seed
+    ref = runs[1, 0]
+    assert len(set(ref.lengths)) > 2 and 0 < ref.n_successes < 7  # episodes end at different steps
+    for key, result in runs.items():
+        assert result.seeds == tuple(range(40, 47)), key
+        assert (result.successes, result.lengths, result.returns) == (ref.successes, ref.lengths, ref.returns), key
+
+
+def test_stochastic_flow_policy_identical_per_episode_with_one_two_three_envs():
+    import torch
+
+    from ttfkit.policies import make_policy
+
+    torch.manual_seed(0)
+    policy = make_policy("flow", obs_shapes={"agent_pos": (4,), "environment_state": (17,)}, action_dim=4,
+                         horizon=8, n_action_steps=4, num_steps=10,
+                         backbone_options={"hidden_dim": 64, "n_blocks": 1}).eval()
+    env_id = "ttfkit/metaworld-reach-v3"
+    results = [envs.evaluate(policy, env_id, 5, seed=7, n_envs=n, workers=0, max_steps=24) for n in (1, 2, 3)]
+    results.append(envs.evaluate(policy, env_id, 5, seed=7, n_envs=3, workers=2, max_steps=24))
+    for r in results[1:]:
+        assert r.returns == results[0].returns and r.lengths == results[0].lengths
+        assert r.successes == results[0].successes
+    assert len(set(results[0].returns)) == 5  # the episodes differ
+    # the noise is per episode: a run from seed 8 repeats episodes 8..11 of the run from seed 7
+    shifted = envs.evaluate(policy, env_id, 4, seed=8, n_envs=2, workers=0, max_steps=24)
+    assert shifted.returns == results[0].returns[1:]

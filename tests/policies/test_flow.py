@@ -148,3 +148,65 @@ def test_reset_with_seed_makes_rollouts_reproducible():
 
     a, b, c = rollout(3), rollout(3), rollout(4)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kind", ["flow", "ddpm"])
+def test_slot_rows_depend_only_on_their_episode_seed_and_observations(kind):
+    """Protocol v2: slot j's actions are a function of its seed and its own observations, whatever the
+    batch size, the other rows or when the slot was (re)started."""
+    torch.manual_seed(0)
+    if kind == "flow":
+        policy = _policy()
+    else:
+        policy = make_policy("diffusion", obs_shapes=OBS, action_dim=2, horizon=8, n_obs_steps=2, n_action_steps=4,
+                             sampler="ddpm", num_train_timesteps=10, backbone_options={"hidden_dim": 32, "n_blocks": 1},
+                             encoder={"lowdim_hidden": 16, "lowdim_features": 8})
+    rng = np.random.default_rng(0)
+    mine = [{k: rng.normal(size=(1, *s)).astype(np.float32) for k, s in OBS.items()} for _ in range(9)]
+
+    def run(batch, row, start_step):
+        """Slot `row` of a `batch`-row rollout starts its episode (seed 123) at `start_step`."""
+        other = np.random.default_rng(batch + start_step)
+        policy.reset()
+        for j in range(batch):
+            policy.reset_slot(j, seed=1000 + j)
+        out = []
+        for t in range(start_step + len(mine)):
+            obs = {k: other.normal(size=(batch, *s)).astype(np.float32) for k, s in OBS.items()}
+            if t == start_step:
+                policy.reset_slot(row, seed=123)
+            if t >= start_step:
+                for k in OBS:
+                    obs[k][row] = mine[t - start_step][k][0]
+            action = policy.select_action(obs)
+            if t >= start_step:
+                out.append(action[row])
+        return torch.stack(out)
+
+    ref = run(1, 0, 0)
+    for batch, row, start_step in [(2, 1, 0), (3, 0, 2), (5, 3, 3), (11, 10, 1)]:
+        assert torch.equal(run(batch, row, start_step), ref), (batch, row, start_step)
+    policy.reset()
+    policy.reset_slot(0, seed=124)
+    assert not torch.equal(torch.stack([policy.select_action(o) for o in mine])[:, 0], ref)
+
+
+def test_plan_chunks_replans_only_rows_with_empty_queues():
+    policy = _policy()
+    seen = []
+    real = policy.plan_chunks
+
+    def spy(obs_batch, slots):
+        seen.append(list(slots))
+        return real(obs_batch, slots)
+
+    policy.plan_chunks = spy
+    steps = [{k: np.zeros((3, *s), np.float32) for k, s in OBS.items()} for _ in range(6)]
+    policy.reset()
+    policy.select_action(steps[0])
+    policy.select_action(steps[1])
+    policy.reset_slot(1, seed=5)  # slot 1 starts a new episode: only it is re-planned next step
+    for o in steps[2:]:
+        policy.select_action(o)
+    assert seen == [[0, 1, 2], [1], [0, 2]]  # n_action_steps=4: rows 0, 2 again at step 4
+    assert policy.slot_generator(1).initial_seed() == 5 and policy.slot_generator(0) is None
