@@ -10,7 +10,9 @@ Layout of ``<path>/`` (format_version 1)::
     trainer_state.safetensors   ... into this file (optimizer moments, RNG states)
 
 Writes go to a temporary sibling directory that is renamed into place, so a crash never leaves a
-half-written checkpoint at ``path``. ``load`` rebuilds the policy from config.json alone (no class
+half-written checkpoint at ``path``; the directory carries ttfkit's marker (``.ttfkit.json``, kind
+"policy-checkpoint"), and only a marked checkpoint is ever replaced. Non-finite weights are refused
+(``save`` raises), and every read error names the file. ``load`` rebuilds the policy from config.json alone (no class
 paths), and ``_upgrade`` is where older format versions will be converted.
 """
 
@@ -31,11 +33,12 @@ from torch import nn
 
 from ttfkit.data.atomic import replace_path
 
-__all__ = ["save", "load", "read_weights", "read_trainer_state", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_weights", "read_trainer_state", "FORMAT_VERSION", "KIND"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+KIND = "policy-checkpoint"  # ttfkit.data.atomic marker
 _CONFIG, _MODEL, _NORMALIZER = "config.json", "model.safetensors", "normalizer.safetensors"
 _STATE_JSON, _STATE_TENSORS = "trainer_state.json", "trainer_state.safetensors"
 
@@ -48,13 +51,14 @@ def save(policy, path: str | os.PathLike, *, ema: nn.Module | None = None, metad
     is any nest of dicts/lists/tuples/scalars/tensors (e.g. an optimizer ``state_dict``).
     """
     path = Path(path)
+    weights = {f"model.{k}": v for k, v in policy.state_dict().items()}
+    if ema is not None:
+        weights.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    _check_finite(weights, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        weights = {f"model.{k}": v for k, v in policy.state_dict().items()}
-        if ema is not None:
-            weights.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
         save_file(_contiguous(weights), tmp / _MODEL, metadata={"format_version": str(FORMAT_VERSION)})
         if policy.normalizer is not None:
             policy.normalizer.save(tmp / _NORMALIZER)
@@ -72,7 +76,7 @@ def save(policy, path: str | os.PathLike, *, ema: nn.Module | None = None, metad
             skeleton = _flatten(trainer_state, tensors)
             save_file(_contiguous(tensors), tmp / _STATE_TENSORS)
             (tmp / _STATE_JSON).write_text(json.dumps(skeleton))
-        replace_path(tmp, path)
+        replace_path(tmp, path, kind=KIND)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -96,7 +100,10 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", weights: s
         from ttfkit.data import Normalizer
 
         normalizer = Normalizer.load(path / _NORMALIZER)
-    policy = cls(config_from_dict(cls.config_class, config["policy_config"]), normalizer=normalizer)
+    try:
+        policy = cls(config_from_dict(cls.config_class, config["policy_config"]), normalizer=normalizer)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{path / _CONFIG}: invalid policy_config ({type(err).__name__}: {err})") from err
     model, ema = read_weights(path)
     if weights not in ("auto", "model", "ema"):
         raise ValueError(f"weights must be 'auto', 'model' or 'ema', got {weights!r}")
@@ -115,12 +122,16 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     file = Path(path) / _CONFIG
     if not file.is_file():
         raise FileNotFoundError(f"{file} not found: {path} is not a ttfkit policy checkpoint")
-    return _upgrade(json.loads(file.read_text()), file)
+    config = _read_json(file)
+    missing = sorted({"format_version", "policy", "policy_config", "has_normalizer"} - set(config))
+    if missing:
+        raise ValueError(f"{file}: not a ttfkit checkpoint config (missing {missing})")
+    return _upgrade(config, file)
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """(model state dict, EMA state dict or None) from ``path``/model.safetensors."""
-    flat = load_file(Path(path) / _MODEL)
+    flat = _read_safetensors(Path(path) / _MODEL)
     model = {k[len("model."):]: v for k, v in flat.items() if k.startswith("model.")}
     ema = {k[len("ema."):]: v for k, v in flat.items() if k.startswith("ema.")}
     return model, (ema or None)
@@ -131,8 +142,41 @@ def read_trainer_state(path: str | os.PathLike) -> dict | None:
     path = Path(path)
     if not (path / _STATE_JSON).is_file():
         return None
-    tensors = load_file(path / _STATE_TENSORS)
-    return _unflatten(json.loads((path / _STATE_JSON).read_text()), tensors)
+    tensors = _read_safetensors(path / _STATE_TENSORS)
+    skeleton = _read_json(path / _STATE_JSON)
+    try:
+        return _unflatten(skeleton, tensors)
+    except KeyError as e:
+        raise ValueError(f"{path / _STATE_JSON}: refers to tensor {e} that "
+                         f"{path / _STATE_TENSORS} does not hold") from e
+
+
+def _read_json(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{file}: unreadable JSON ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} not found")
+    try:
+        return load_file(file)
+    except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, ...: always name the file
+        raise ValueError(f"{file}: not a readable safetensors file ({type(e).__name__}: {e})") from e
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{path}: refusing to save a checkpoint with non-finite values in "
+                             f"{name!r} ({int((~torch.isfinite(t)).sum())} of {t.numel()} entries)")
 
 
 def _upgrade(config: dict, file: Path) -> dict:

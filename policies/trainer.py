@@ -13,6 +13,13 @@ Run directory::
     RUN_DIR/checkpoints/step_XXXXXX/       policy checkpoint (+ EMA) + trainer state (optimizer,
                                            scheduler, EMA count, metric accumulators)
 
+Faults: a non-finite loss or gradient norm stops the run with ``FloatingPointError`` naming the
+step (no checkpoint is written for it). One process trains a run directory at a time (a lock,
+``RUN_DIR/.ttfkit.lock``). Resume takes the newest checkpoint that loads completely; a damaged newer
+one is renamed ``step_XXXXXX.damaged-<id>`` and the log says why. Temporary checkpoint folders left
+by a crash are removed. A run directory may be moved (``out`` is not compared on resume). A fresh run
+refuses an existing folder that holds anything but a ttfkit run.
+
 Validation loss is computed on held-out *episodes* (``val_fraction``) with the EMA weights, on a
 fixed subset of windows with fixed noise and times (a generator seeded by ``seed`` alone), so values
 are comparable across checkpoints. LR: linear warmup, then cosine decay to ``min_lr_ratio`` · lr.
@@ -29,7 +36,9 @@ import logging
 import math
 import os
 import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,12 +47,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
+from ttfkit.data.atomic import artefact_kind, write_marker
+
 __all__ = ["TrainConfig", "train"]
 
 logger = logging.getLogger(__name__)
 
 _METRIC_FIELDS = ("step", "train_loss", "val_loss", "lr", "grad_norm", "samples_per_s")
 _CKPT_RE = re.compile(r"^step_(\d{6,})$")
+_RUN_KIND = "train-run"  # ttfkit.data.atomic marker of a run directory
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,15 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"TrainConfig: {f.name} must be finite, got {value!r}")
+        if not 0.0 <= self.ema_max_decay < 1.0 or not self.ema_power > 0:
+            raise ValueError(f"TrainConfig: ema_max_decay must lie in [0, 1) and ema_power be > 0, got "
+                             f"{self.ema_max_decay=}, {self.ema_power=}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig: weight_decay must be >= 0, got {self.weight_decay=}")
         for name in ("steps", "batch", "ckpt_every", "log_every", "val_max_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be >= 1, got {getattr(self, name)}")
@@ -161,25 +182,30 @@ def train(config: TrainConfig, resume: bool = False,
     """
     from ttfkit.data import Normalizer, ReplayBuffer, SequenceDataset
     from ttfkit.optim import make_optimizer
-    from ttfkit.policies.checkpoint import read_trainer_state, read_weights, save
+    from ttfkit.policies.checkpoint import save
     from ttfkit.policies.ema import EMA, EMAConfig
     from ttfkit.policies.registry import make_policy
 
     rank, world, device, owns_group = _init_distributed(config.device)
+    run_lock = None
     try:
         if config.batch % world:
             raise ValueError(f"global batch {config.batch} must be divisible by the {world} DDP processes")
         run = Path(config.out)
         ckpt_root = run / "checkpoints"
-        last = _latest_checkpoint(ckpt_root)
+        if rank == 0:
+            _check_is_run_folder(run)
+            run_lock = _lock_run(run)
+            _remove_stale_temporaries(ckpt_root)
+        candidates = _checkpoints(ckpt_root)
         if resume:
-            if last is None:
+            if not candidates:
                 raise FileNotFoundError(f"--resume: no checkpoint under {ckpt_root}")
             _check_same_config(run / "train_config.json", config)
-        elif last is not None:
-            raise FileExistsError(f"{run} already has checkpoints ({last.name}); pass --resume or a new --out")
+        elif candidates:
+            raise FileExistsError(f"{run} already has checkpoints ({candidates[0].name}); pass --resume or a new --out")
         if rank == 0:
-            run.mkdir(parents=True, exist_ok=True)
+            write_marker(run, _RUN_KIND)
             _write_json_atomic(run / "train_config.json", config.to_dict())
 
         buffer = ReplayBuffer.open(config.dataset, mode="r")
@@ -207,17 +233,24 @@ def train(config: TrainConfig, resume: bool = False,
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
         acc = {"loss": 0.0, "grad_norm": 0.0, "count": 0}
         start = 0
+        last = None
         if resume:
-            model_sd, ema_sd = read_weights(last)
-            policy.load_state_dict(model_sd)
-            state = read_trainer_state(last)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if ema is not None:
-                ema.load_state_dict({"shadow": ema_sd, "n_updates": state["ema_updates"]})
-            acc = state["accumulators"]
-            start = int(state["step"])
-            logger.info("resumed %s at step %d", run, start)
+            for cand in candidates:  # newest first
+                try:
+                    acc, start = _load_resume_state(cand, policy, optimizer, scheduler, ema)
+                    last = cand
+                    break
+                except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+                    if world > 1:
+                        raise  # ranks must agree; no per-rank fallback
+                    aside = cand.with_name(f"{cand.name}.damaged-{uuid.uuid4().hex[:6]}")
+                    os.rename(cand, aside)
+                    logger.warning("resume: skipping %s (%s: %s); moved it to %s", cand,
+                                   type(err).__name__, err, aside.name)
+            if last is None:
+                raise ValueError(f"--resume: no checkpoint under {ckpt_root} loads (each one skipped "
+                                 f"is named in the log above and was moved aside)")
+            logger.info("resumed %s at step %d from %s", run, start, last.name)
         if rank == 0:
             _truncate_metrics(run / "metrics.csv", start)
 
@@ -245,6 +278,11 @@ def train(config: TrainConfig, resume: bool = False,
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(),
                                                        config.grad_clip if config.grad_clip > 0 else math.inf)
+            if not (math.isfinite(grad_norm.item()) and (world > 1 or math.isfinite(loss.item()))):
+                raise FloatingPointError(
+                    f"{run}: step {step}: non-finite {'loss ' + str(loss.item()) if world == 1 else 'loss'}"
+                    f" / gradient norm {grad_norm.item()}; stopped before the update (lr "
+                    f"{scheduler.get_last_lr()[0]:.3g}). Last checkpoint: {ckpt or 'none'}")
             optimizer.step()
             scheduler.step()
             if ema is not None:
@@ -286,6 +324,8 @@ def train(config: TrainConfig, resume: bool = False,
                                 "val_loss": val_loss})
         return ckpt
     finally:
+        if run_lock is not None:
+            run_lock.release()
         if owns_group:
             torch.distributed.destroy_process_group()
 
@@ -382,11 +422,79 @@ def _to_device(batch, device: torch.device):
     return batch
 
 
-def _latest_checkpoint(root: Path) -> Path | None:
+def _checkpoints(root: Path) -> list[Path]:
+    """Checkpoint directories under ``root``, newest first."""
     if not root.is_dir():
-        return None
+        return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CKPT_RE.match(p.name)) and p.is_dir()]
-    return max(found)[1] if found else None
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _load_resume_state(ckpt: Path, policy, optimizer, scheduler, ema) -> tuple[dict, int]:
+    """Load weights, optimizer, scheduler and EMA from ``ckpt``; (accumulators, step). Raises naming
+    the file when anything is missing, unreadable, non-finite or does not fit."""
+    from ttfkit.policies.checkpoint import read_config, read_trainer_state, read_weights
+
+    read_config(ckpt)
+    model_sd, ema_sd = read_weights(ckpt)
+    for name, t in {**model_sd, **(ema_sd or {})}.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{ckpt / 'model.safetensors'}: non-finite values in {name!r}")
+    state = read_trainer_state(ckpt)
+    if state is None:
+        raise FileNotFoundError(f"{ckpt / 'trainer_state.json'} is missing (a checkpoint without trainer state "
+                                f"cannot be resumed)")
+    missing = sorted({"step", "optimizer", "scheduler", "ema_updates", "accumulators"} - set(state))
+    if missing:
+        raise ValueError(f"{ckpt / 'trainer_state.json'}: missing {missing}")
+    if ema is not None and ema_sd is None:
+        raise ValueError(f"{ckpt / 'model.safetensors'}: no EMA weights, but the run keeps an EMA")
+    policy.load_state_dict(model_sd)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if ema is not None:
+        ema.load_state_dict({"shadow": ema_sd, "n_updates": state["ema_updates"]})
+    step = int(state["step"])
+    if f"step_{step:06d}" != ckpt.name:
+        raise ValueError(f"{ckpt / 'trainer_state.json'}: step {step} does not match the folder name")
+    return state["accumulators"], step
+
+
+def _lock_run(run: Path):
+    """Exclusive lock on a run directory (created if missing); a second trainer gets a clear error."""
+    import filelock
+
+    run.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(run / ".ttfkit.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise RuntimeError(f"{run}: another process is training into this run directory "
+                           f"({(run / '.ttfkit.lock').read_text().strip() or 'pid unknown'})") from None
+    (run / ".ttfkit.lock").write_text(f"pid {os.getpid()}")
+    return lock
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Delete ``.step_*.tmp-*`` / ``.step_*.old-*`` folders a crashed save left (under the run lock)."""
+    if not root.is_dir():
+        return
+    for p in root.iterdir():
+        if re.match(r"^\.step_\d{6,}\.(tmp|old)-", p.name):
+            logger.warning("removing %s left by an interrupted checkpoint save", p)
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+
+
+def _check_is_run_folder(run: Path) -> None:
+    """A fresh run may use a missing or empty folder, or one holding a ttfkit run; nothing else."""
+    if not run.is_dir():
+        if run.exists():
+            raise FileExistsError(f"{run}: exists and is not a directory")
+        return
+    names = {p.name for p in run.iterdir()} - {".ttfkit.lock"}
+    if names and artefact_kind(run) != _RUN_KIND and "train_config.json" not in names:
+        raise FileExistsError(f"{run}: the folder holds files that are not a ttfkit training run "
+                              f"({sorted(names)[:5]}); choose a new --out")
 
 
 def config_diff(path: Path, config: TrainConfig, ignore: tuple[str, ...] = ()) -> dict[str, tuple]:
@@ -398,9 +506,13 @@ def config_diff(path: Path, config: TrainConfig, ignore: tuple[str, ...] = ()) -
 
 
 def _check_same_config(path: Path, config: TrainConfig) -> None:
+    """Raise unless ``path`` holds ``config`` (``out`` aside: a run folder may have been moved)."""
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {path} is missing")
-    diff = config_diff(path, config)
+    try:
+        diff = config_diff(path, config, ignore=("out",))
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"--resume: {path}: unreadable saved config ({type(err).__name__}: {err})") from err
     if diff:
         raise ValueError(f"--resume: config differs from {path} (saved, given): {diff}")
 

@@ -38,7 +38,7 @@ def test_round_trip_gives_identical_actions_and_config(tmp_path, name, kw):
     policy = _policy(name, **kw)
     policy.save(tmp_path / "ckpt", metadata={"note": "x"})
     files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert files == ["config.json", "model.safetensors", "normalizer.safetensors"]  # no pickle anywhere
+    assert files == [".ttfkit.json", "config.json", "model.safetensors", "normalizer.safetensors"]  # no pickle
     loaded = load(tmp_path / "ckpt")
     assert loaded.config == policy.config and type(loaded) is type(policy)
     noise = torch.randn(3, 8, 2)
