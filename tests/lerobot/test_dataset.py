@@ -107,6 +107,36 @@ def test_video_round_trip_within_codec_loss(tmp_path, helpers):
     assert err.mean() < 8.0, err.mean()
 
 
+def test_lerobot_reads_video_export(tmp_path, helpers, monkeypatch):
+    """LeRobot's own reader (LeRobotDataset.__getitem__, its default decoder here: PyAV through
+    torchvision.io.VideoReader, which make lerobot's shim provides) decodes a --video export: every
+    frame near the original, and each item's frame is the one of its own timestamp."""
+    import huggingface_hub.constants
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    episodes = helpers.make_episodes(seed=2, image_hw=(32, 32))
+    yy, xx = np.mgrid[0:32, 0:32]
+    n = 0
+    for e in episodes:
+        for t in range(len(e["pixels"])):  # smooth, and different in every frame of the store
+            e["pixels"][t] = np.stack([(4 * xx + 8 * n) % 256, (4 * yy + 20 * n) % 256,
+                                       np.full_like(xx, 16 * n % 256)], -1)
+            n += 1
+    helpers.write_store(tmp_path / "v.zarr", episodes)
+    out = export_lerobot(tmp_path / "v.zarr", tmp_path / "lr", fps=10, use_videos=True)
+    ds = LeRobotDataset("local/lr", root=out)
+    assert ds.meta.video_keys == ["observation.image"]
+    original = np.concatenate([e["pixels"] for e in episodes]).astype(np.float32) / 255.0
+    got = np.stack([ds[i]["observation.image"].numpy().transpose(1, 2, 0) for i in range(len(ds))])
+    assert got.shape == original.shape
+    err = np.abs(got - original).mean(axis=(1, 2, 3))  # (T,)
+    assert err.max() < 0.05, err
+    # The nearest original frame of every decoded one is its own (frames differ by > 0.05).
+    dist = np.abs(got[:, None] - original[None]).mean(axis=(2, 3, 4))  # (T, T)
+    np.testing.assert_array_equal(dist.argmin(1), np.arange(len(got)))
+
+
 def test_bad_input_is_a_clear_error(tmp_path, store, helpers):
     path, _ = store
     export_lerobot(path, tmp_path / "lr", fps=10)
