@@ -93,6 +93,9 @@ class TrainConfig:
         backbone_options: backbone config fields, e.g. {"down_dims": [256, 512, 1024]}.
         optim_options: extra optimizer config fields, e.g. {"damping": 1e-3} for dopr-adamw.
         num_workers: DataLoader worker processes.
+        stream: read training windows from the store's zarr chunks through a bounded cache instead of
+            loading the used keys into memory (``SequenceDataset(in_memory=False)``; stores larger than memory).
+        cache_mb: chunk-cache budget in MiB with ``stream`` (shared by the DataLoader workers).
         device: "cpu", "cuda" (each DDP rank uses cuda:LOCAL_RANK) or "auto".
     """
 
@@ -126,6 +129,8 @@ class TrainConfig:
     backbone_options: dict = field(default_factory=dict)
     optim_options: dict = field(default_factory=dict)
     num_workers: int = 0
+    stream: bool = False
+    cache_mb: float = 256.0
     device: str = "cpu"
 
     def __post_init__(self):
@@ -155,6 +160,8 @@ class TrainConfig:
             raise ValueError("TrainConfig: obs_keys is empty")
         if self.normalizer_mode not in ("minmax", "meanstd"):
             raise ValueError(f"TrainConfig: normalizer_mode must be 'minmax' or 'meanstd', got {self.normalizer_mode!r}")
+        if not self.cache_mb > 0:
+            raise ValueError(f"TrainConfig: cache_mb must be > 0, got {self.cache_mb=}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"TrainConfig: device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         reserved = {"obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps", "action_key",
@@ -211,7 +218,7 @@ def train(config: TrainConfig, resume: bool = False,
         buffer = ReplayBuffer.open(config.dataset, mode="r")
         window = dict(horizon=config.horizon, n_obs_steps=config.n_obs_steps, n_action_steps=config.n_action_steps,
                       obs_keys=config.obs_keys, action_key=config.action_key, seed=config.seed,
-                      val_fraction=config.val_fraction)
+                      val_fraction=config.val_fraction, in_memory=not config.stream, cache_mb=config.cache_mb)
         train_set = SequenceDataset(buffer, split="train", **window)
         val_set = SequenceDataset(buffer, split="val", **window) if config.val_fraction > 0 else None
         sample = train_set[0]

@@ -66,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optim-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="optimizer config field, e.g. damping=1e-3 or inverse_every=10 (dopr-*)")
     parser.add_argument("--num-workers", type=int, default=d.num_workers)
+    parser.add_argument("--stream", action="store_true",
+                        help="read windows from zarr chunks through a bounded cache (stores larger than memory)")
+    parser.add_argument("--cache-mb", type=float, default=d.cache_mb,
+                        help=f"chunk-cache budget in MiB with --stream, shared by the workers (default {d.cache_mb:g})")
     parser.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per process (1 is fastest on a busy machine)")
@@ -92,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
         n_action_steps=args.n_action_steps, obs_keys=tuple(args.obs_keys), normalizer_mode=args.normalizer_mode,
         ema=not args.no_ema, policy_options=dict(args.policy_option), backbone_options=dict(args.backbone_option),
         optim_options=dict(args.optim_option), num_workers=args.num_workers, device=args.device,
+        stream=args.stream, cache_mb=args.cache_mb,
     )
     rank = int(os.environ.get("RANK", "0"))
     bar = None

@@ -143,3 +143,24 @@ def test_streaming_read_of_a_store_larger_than_the_cache_stays_memory_bounded(tm
     assert streamed["growth_since_import_mb"] < 8 + 48, streamed
     loaded = _measure(path, in_memory=True, cache_mb=8)
     assert loaded["growth_since_import_mb"] > 0.9 * store_mb, (loaded, store_mb)
+
+
+def test_trainer_with_stream_trains_exactly_as_in_memory(tmp_path):
+    from ttfkit.policies.checkpoint import read_weights
+    from ttfkit.policies.trainer import TrainConfig, train
+
+    path = _store(tmp_path / "s.zarr", n_episodes=4)
+    weights = []
+    for stream in (False, True):
+        config = TrainConfig(dataset=str(path), out=str(tmp_path / f"run{stream}"), steps=2, batch=4, ckpt_every=2,
+                             val_fraction=0.25, horizon=8, n_action_steps=4, obs_keys=("agent_pos", "pixels"),
+                             backbone_options={"hidden_dim": 16, "n_blocks": 1}, stream=stream, cache_mb=0.01,
+                             policy_options={"encoder": {"lowdim_hidden": 8, "lowdim_features": 8,
+                                                         "image_channels": 8, "image_keypoints": 4,
+                                                         "image_features": 8}})
+        weights.append(read_weights(train(config))[0])
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        torch.testing.assert_close(weights[1][k], weights[0][k], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="cache_mb"):
+        TrainConfig(dataset="x", out="y", cache_mb=0)
