@@ -14,6 +14,8 @@ and is stateless, so it also serves the evaluator's policy interface (``reset()`
   100/100 on seeds 5000-5099 and 100000-100049 + 0-49, where the bundled policy solves 89/100.
 - Fetch pick-and-place: four phases decided from the observation alone: move above the object with
   the gripper open, descend around it, close, carry to the goal (and hold there).
+- robomimic Lift, Can, Square: ``ttfkit.envs.experts_robomimic`` (7-D OSC_POSE actions); Tool-Hang and
+  Transport have none (use imported robomimic data).
 - Fetch push: the gripper (fingers locked closed) goes to a point behind the block on the line from
   the goal through the block, lowered to block height, then pushes the block along that line to the
   goal; if the block drifts off the line it lifts, re-approaches from behind and pushes again.
@@ -77,7 +79,13 @@ def make_expert(env_id: str) -> Expert:
         return Expert(env_id, "fetch-pick-and-place-heuristic", _fetch_pick_and_place)
     if name == "fetch-push-v4":
         return Expert(env_id, "fetch-pusher", _fetch_push)
-    raise KeyError(f"no scripted expert for {env_id!r}")  # pragma: no cover - every id has one
+    if name.startswith("robomimic-"):
+        from ttfkit.envs.experts_robomimic import ROBOMIMIC_EXPERTS
+
+        task = name[len("robomimic-"):-len("-v0")]
+        if task in ROBOMIMIC_EXPERTS:
+            return Expert(env_id, f"ttfkit.robomimic-{task}", ROBOMIMIC_EXPERTS[task])
+    raise KeyError(f"no scripted expert for {env_id!r} (robomimic: lift, can and square have one)")
 
 
 # -- Meta-World -------------------------------------------------------------------------------------
