@@ -1,21 +1,32 @@
 """Learned chunk critic Q(obs, chunk): P(episode success | observation window, executed chunk).
 
-Fitted on closed-loop rollouts of the (stochastic) base policy: every planned chunk is recorded with the
-policy's observation window, and labelled with the outcome of its episode (Monte-Carlo success). The
-reward is r = log sigmoid(Q) = log P(success | obs, chunk), so p_r ∝ p·P(success | ...) tilts the policy
-towards chunks that lead to success. Differentiable (usable with guidance).
+The deployable reward: fitted on closed-loop rollouts of the (stochastic) base policy, it needs no
+simulator at test time. Every planned chunk is recorded with the policy's observation window, the
+episode's reset seed and the step at which it was planned, and labelled with its episode's outcome:
+
+- ``label="success"``: y = 1 if the episode succeeded (Monte-Carlo success);
+- ``label="discounted"``: y = gamma^(steps from the chunk to the success), 0 on failure, so that chunks
+  closer to success score higher (a Monte-Carlo value with a per-step discount).
+
+The reward is r = log sigmoid(Q) (the mean logit over an ensemble of ``members`` critics fitted on
+bootstrap resamples of the episodes), so p_r ∝ p·P(success | ...) tilts the policy towards chunks that
+lead to success. Differentiable (usable with guidance).
 
 Shapes: obs windows {key: (To, ...)} in dataset units; chunks (H, Da) in env units (the critic
 normalises them with the policy's normaliser); features = [policy.encode_obs(obs) (Dc), chunk (H·Da)].
+A saved critic records the env id and a fingerprint of the policy it was fitted for; using it with
+another policy is an error naming both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -23,104 +34,215 @@ from torch import Tensor, nn
 from ttfkit.align.rewards import register_reward
 from ttfkit.data.atomic import replace_path
 
-__all__ = ["ChunkCritic", "CriticReward", "collect_critic_data", "fit_critic", "save_critic", "load_critic"]
+__all__ = ["ChunkCritic", "CriticReward", "collect_critic_data", "fit_critic", "save_critic", "load_critic",
+           "policy_fingerprint", "critic_quality", "episode_split"]
 
 logger = logging.getLogger(__name__)
 
 
 class ChunkCritic(nn.Module):
-    """MLP logit Q(cond (B, Dc), chunk (B, H, Da) normalised) -> (B,)."""
+    """Ensemble of MLP logits Q(cond (B, Dc), chunk (B, H, Da) normalised) -> mean logit (B,)."""
 
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, hidden: int = 256, depth: int = 2) -> None:
+    def __init__(self, cond_dim: int, horizon: int, action_dim: int, hidden: int = 256, depth: int = 2,
+                 members: int = 1) -> None:
         super().__init__()
-        if min(cond_dim, horizon, action_dim, hidden, depth) < 1:
-            raise ValueError(f"bad critic sizes {cond_dim=}, {horizon=}, {action_dim=}, {hidden=}, {depth=}")
+        if min(cond_dim, horizon, action_dim, hidden, depth, members) < 1:
+            raise ValueError(f"bad critic sizes {cond_dim=}, {horizon=}, {action_dim=}, {hidden=}, {depth=}, "
+                             f"{members=}")
         self.sizes = {"cond_dim": cond_dim, "horizon": horizon, "action_dim": action_dim, "hidden": hidden,
-                      "depth": depth}
-        layers: list[nn.Module] = [nn.Linear(cond_dim + horizon * action_dim, hidden), nn.SiLU()]
-        for _ in range(depth - 1):
-            layers += [nn.Linear(hidden, hidden), nn.SiLU()]
-        self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
+                      "depth": depth, "members": members}
+        self.meta: dict = {}  # env_id, policy fingerprint, label: written by save_critic
+        self.members = nn.ModuleList(_mlp(cond_dim + horizon * action_dim, hidden, depth) for _ in range(members))
 
     def forward(self, cond: Tensor, chunk: Tensor) -> Tensor:
-        return self.net(torch.cat([cond, chunk.reshape(chunk.shape[0], -1)], dim=1))[:, 0]
+        return self.member_logits(cond, chunk).mean(0)
+
+    def member_logits(self, cond: Tensor, chunk: Tensor) -> Tensor:
+        """(members, B) logits."""
+        z = torch.cat([cond, chunk.reshape(chunk.shape[0], -1)], dim=1)
+        return torch.stack([m(z)[:, 0] for m in self.members])
+
+
+def _mlp(d_in: int, hidden: int, depth: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(d_in, hidden), nn.SiLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(hidden, hidden), nn.SiLU()]
+    return nn.Sequential(*layers, nn.Linear(hidden, 1))
 
 
 @register_reward("critic")
 class CriticReward:
-    """r(chunk) = log sigmoid(Q(cond, normalise(chunk))) with cond from the context (``context["cond"]``).
+    """r(chunk) = scale · log sigmoid(Q(cond, normalise(chunk))) with cond from the context (``context["cond"]``).
 
     Args:
         critic: a :class:`ChunkCritic` (or a checkpoint directory for :func:`load_critic`).
-        policy: the flow policy whose normaliser maps env-unit chunks back to its normalised space.
+        policy: the flow policy whose normaliser maps env-unit chunks back to its normalised space; a
+            saved critic's recorded policy fingerprint must match it.
+        scale: inverse temperature of the tilt (1: p·P(success)).
+        env_id: when given, must match the env the critic was fitted on.
     """
 
     differentiable = True
 
-    def __init__(self, critic, policy) -> None:
+    def __init__(self, critic, policy, scale: float = 1.0, env_id: str | None = None) -> None:
         self.critic = load_critic(critic) if isinstance(critic, (str, os.PathLike)) else critic
-        self.policy = policy
+        self.policy, self.scale = policy, float(scale)
+        if not np.isfinite(self.scale) or self.scale <= 0:
+            raise ValueError(f"critic reward scale must be a positive finite number, got {scale!r}")
+        check_critic(self.critic, policy, env_id)
 
     def __call__(self, x: Tensor, cond=None) -> Tensor:
         if not isinstance(cond, dict) or "cond" not in cond:
             raise KeyError("the critic reward needs context {'cond': (1, Dc)} (AlignedPolicy provides it)")
         c = cond["cond"].expand(x.shape[0], -1)
         xn = self.policy._normalize(self.policy.config.action_key, x)
-        return nn.functional.logsigmoid(self.critic(c, xn))
+        return self.scale * nn.functional.logsigmoid(self.critic(c, xn))
+
+
+def check_critic(critic: ChunkCritic, policy, env_id: str | None = None) -> None:
+    """Raise ValueError when ``critic`` was fitted for another policy (fingerprint, sizes) or env."""
+    pc = policy.config
+    dc = policy.encoder.out_dim
+    want = {"cond_dim": dc, "horizon": pc.horizon, "action_dim": pc.action_dim}
+    got = {k: critic.sizes[k] for k in want}
+    if got != want:
+        raise ValueError(f"critic sizes {got} do not match the policy's {want}")
+    fp = critic.meta.get("policy_fingerprint")
+    if fp is not None and fp != policy_fingerprint(policy):
+        raise ValueError(f"critic was fitted for policy {fp} ({critic.meta.get('policy', '?')}), not for this "
+                         f"policy {policy_fingerprint(policy)}")
+    if env_id is not None and critic.meta.get("env_id") not in (None, env_id):
+        raise ValueError(f"critic was fitted on env {critic.meta['env_id']!r}, not {env_id!r}")
+
+
+def policy_fingerprint(policy) -> str:
+    """sha256 (16 hex digits) of the policy's weights and normaliser statistics, in state-dict order."""
+    h = hashlib.sha256()
+    for name, t in policy.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def collect_critic_data(policy, env_id: str, n_episodes: int, *, seed: int, n_envs: int = 1,
-                        max_steps: int | None = None) -> dict[str, Tensor]:
-    """Roll ``policy`` out with ``ttfkit.envs.evaluate`` and record (cond, normalised chunk, success).
+                        max_steps: int | None = None, rollout_policy=None, progress: bool = False) -> dict:
+    """Roll ``rollout_policy`` (default ``policy``) out with ``ttfkit.envs.evaluate`` on seeds
+    ``seed .. seed + n_episodes - 1`` and record every planned chunk.
 
-    Returns {"cond": (K, Dc), "chunk": (K, H, Da), "success": (K,) float}. Pure w.r.t. the policy apart
-    from its observation/action queues.
+    Returns {"cond": (K, Dc), "chunk": (K, H, Da) normalised, "success": (K,) float, "episode": (K,) seed,
+    "step": (K,) step of the episode at which the chunk was planned, "length": (K,) episode length,
+    "result": the EvalResult}. ``rollout_policy`` may be an ``AlignedPolicy`` around ``policy`` (refits on
+    the aligned policy's own rollouts). Mutates only the policies' queues.
     """
     from ttfkit.envs import evaluate
 
-    recorder = _Recorder(policy)
+    recorder = _Recorder(policy, rollout_policy or policy, n_envs=n_envs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_episodes, desc="critic rollouts", unit="ep")
     try:
-        result = evaluate(recorder, env_id, n_episodes, seed=seed, n_envs=n_envs, max_steps=max_steps)
+        result = evaluate(recorder, env_id, n_episodes, seed=seed, n_envs=n_envs, max_steps=max_steps,
+                          on_episode=(lambda n, ok: bar.update(1)) if bar else None)
     finally:
         recorder.close()
-    conds, chunks, labels = [], [], []
-    for (batch, env_j, cond, chunk) in recorder.records:
-        ep = batch * n_envs + env_j
-        if ep >= n_episodes:
-            continue  # padded envs of the last batch
-        conds.append(cond)
-        chunks.append(chunk)
-        labels.append(float(result.successes[ep]))
-    logger.info("critic data: %d chunks from %d episodes, success rate %.2f", len(labels), n_episodes,
+        if bar:
+            bar.close()
+    outcome = {s: (ok, n) for s, ok, n in zip(result.seeds, result.successes, result.lengths)}
+    rows = [r for r in recorder.records if r[0] in outcome]
+    if not rows:
+        raise ValueError(f"no chunks were recorded in {n_episodes} episodes of {env_id}")
+    data = {"cond": torch.stack([r[2] for r in rows]), "chunk": torch.stack([r[3] for r in rows]),
+            "episode": torch.tensor([r[0] for r in rows]), "step": torch.tensor([r[1] for r in rows]),
+            "success": torch.tensor([float(outcome[r[0]][0]) for r in rows]),
+            "length": torch.tensor([outcome[r[0]][1] for r in rows]), "result": result}
+    logger.info("critic data: %d chunks from %d episodes, success rate %.2f", len(rows), n_episodes,
                 result.success_rate)
-    return {"cond": torch.stack(conds), "chunk": torch.stack(chunks), "success": torch.tensor(labels)}
+    return data
 
 
-def fit_critic(data: dict[str, Tensor], *, horizon: int, action_dim: int, steps: int = 500, lr: float = 1e-3,
-               batch: int = 256, hidden: int = 256, generator: torch.Generator | None = None) -> ChunkCritic:
-    """Binary cross-entropy fit of Q on ``collect_critic_data`` output; returns the critic in eval mode."""
+def labels(data: dict, label: str = "success", gamma: float = 0.99) -> Tensor:
+    """Targets in [0, 1] for each recorded chunk (see module docstring)."""
+    if label == "success":
+        return data["success"].float()
+    if label == "discounted":
+        to_go = (data["length"] - data["step"]).clamp(min=0).float()
+        return data["success"].float() * gamma ** to_go
+    raise ValueError(f"label must be 'success' or 'discounted', got {label!r}")
+
+
+def episode_split(episodes: Tensor, heldout_fraction: float, generator: torch.Generator | None = None):
+    """Boolean masks (train, heldout) over rows, splitting by episode (no episode on both sides)."""
+    ids = torch.unique(episodes)
+    n_held = int(round(heldout_fraction * len(ids)))
+    perm = ids[torch.randperm(len(ids), generator=generator)]
+    held = torch.isin(episodes, perm[:n_held])
+    return ~held, held
+
+
+def fit_critic(data: dict, *, horizon: int, action_dim: int, steps: int = 500, lr: float = 1e-3,
+               batch: int = 256, hidden: int = 256, members: int = 1, label: str = "success", gamma: float = 0.99,
+               weight_decay: float = 1e-4, generator: torch.Generator | None = None) -> ChunkCritic:
+    """Binary cross-entropy fit of Q on ``collect_critic_data`` output (or {"cond", "chunk", "success"});
+    with ``members > 1`` each member sees a bootstrap resample of the episodes. Returns the critic in
+    eval mode."""
     n = data["success"].shape[0]
     if n == 0:
         raise ValueError("no critic data")
-    critic = ChunkCritic(data["cond"].shape[1], horizon, action_dim, hidden=hidden)
-    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=1e-4)
-    for _ in range(steps):
-        idx = torch.randint(0, n, (min(batch, n),), generator=generator)
-        logit = critic(data["cond"][idx], data["chunk"][idx])
-        loss = nn.functional.binary_cross_entropy_with_logits(logit, data["success"][idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    y = labels(data, label, gamma)
+    init_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng():  # the initial weights come from ``generator`` too
+        torch.manual_seed(init_seed)
+        critic = ChunkCritic(data["cond"].shape[1], horizon, action_dim, hidden=hidden, members=members)
+    episodes = data.get("episode", torch.arange(n))
+    ids = torch.unique(episodes)
+    for k, member in enumerate(critic.members):
+        rows = torch.arange(n)
+        if members > 1:  # bootstrap over episodes
+            pick = ids[torch.randint(0, len(ids), (len(ids),), generator=generator)]
+            counts = torch.bincount(torch.searchsorted(ids, pick), minlength=len(ids))
+            rows = torch.repeat_interleave(rows, counts[torch.searchsorted(ids, episodes)])
+        opt = torch.optim.AdamW(member.parameters(), lr=lr, weight_decay=weight_decay)
+        for _ in range(steps):
+            idx = rows[torch.randint(0, len(rows), (min(batch, len(rows)),), generator=generator)]
+            z = torch.cat([data["cond"][idx], data["chunk"][idx].reshape(len(idx), -1)], dim=1)
+            loss = nn.functional.binary_cross_entropy_with_logits(member(z)[:, 0], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    critic.meta["label"] = label
     return critic.eval()
 
 
+@torch.no_grad()
+def critic_quality(critic: ChunkCritic, data: dict, n_bins: int = 10) -> dict:
+    """Held-out quality against episode success: ROC AUC, Brier score, and a calibration table
+    (mean predicted P(success) vs observed rate per equal-width bin)."""
+    from scipy.stats import mannwhitneyu
+
+    p = torch.sigmoid(critic(data["cond"], data["chunk"])).numpy()
+    y = data["success"].numpy().astype(bool)
+    auc = float("nan")
+    if 0 < y.sum() < len(y):
+        u = mannwhitneyu(p[y], p[~y], alternative="two-sided").statistic
+        auc = float(u / (y.sum() * (~y).sum()))
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    table = [{"bin": b, "n": int((bins == b).sum()), "predicted": float(p[bins == b].mean()),
+              "observed": float(y[bins == b].mean())} for b in range(n_bins) if (bins == b).any()]
+    return {"auc": auc, "brier": float(np.mean((p - y) ** 2)), "n_chunks": int(len(y)),
+            "n_episodes": int(len(torch.unique(data["episode"]))) if "episode" in data else None,
+            "success_rate": float(y.mean()), "calibration": table}
+
+
 def save_critic(critic: ChunkCritic, path: str | os.PathLike) -> Path:
-    """Directory with config.json (sizes) and model.safetensors; written atomically (temp + rename)."""
+    """Directory with config.json (sizes + meta) and model.safetensors; written atomically (temp + rename)."""
     path = Path(path)
     tmp = path.parent / f".{path.name}.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, tmp / "model.safetensors")
-    (tmp / "config.json").write_text(json.dumps({"kind": "chunk_critic", "format_version": 1, **critic.sizes}))
+    cfg = {"kind": "chunk_critic", "format_version": 2, **critic.sizes, "meta": critic.meta}
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
     return replace_path(tmp, path)
 
 
@@ -128,42 +250,81 @@ def load_critic(path: str | os.PathLike) -> ChunkCritic:
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no critic checkpoint at {path} (missing config.json)")
-    cfg = json.loads((path / "config.json").read_text())
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path / 'config.json'} is not valid JSON: {err}") from err
     if cfg.get("kind") != "chunk_critic":
         raise ValueError(f"{path / 'config.json'} is not a chunk critic (kind={cfg.get('kind')!r})")
-    critic = ChunkCritic(cfg["cond_dim"], cfg["horizon"], cfg["action_dim"], hidden=cfg["hidden"], depth=cfg["depth"])
-    critic.load_state_dict(load_file(str(path / "model.safetensors")))
+    critic = ChunkCritic(cfg["cond_dim"], cfg["horizon"], cfg["action_dim"], hidden=cfg["hidden"],
+                         depth=cfg["depth"], members=cfg.get("members", 1))
+    state = load_file(str(path / "model.safetensors"))
+    if cfg.get("format_version", 1) == 1:  # one un-ensembled MLP under "net."
+        state = {k.replace("net.", "members.0.", 1): v for k, v in state.items()}
+    critic.load_state_dict(state)
+    critic.meta = cfg.get("meta", {})
     return critic.eval()
 
 
 class _Recorder:
-    """Policy proxy that records every planned chunk with its batch/env index and cond."""
+    """Evaluator-protocol proxy: records (episode seed, step, cond, normalised chunk) of every chunk that
+    ``policy`` (``base`` itself or an AlignedPolicy around it) plans, with ``base``'s encoder."""
 
-    def __init__(self, policy) -> None:
-        self.policy, self.records, self.batch = policy, [], -1
-        self._had_instance = "predict_action_chunk" in vars(policy)
-        self._orig = policy.predict_action_chunk
-        policy.predict_action_chunk = self._predict
+    def __init__(self, base, policy, n_envs: int = 1) -> None:
+        self.base, self.policy, self.records, self.n_envs = base, policy, [], n_envs
+        self.seeds: dict[int, int] = {}
+        self.steps: dict[int, int] = {}
+        # patch the planner of whoever plans: an AlignedPolicy's or a per-slot policy's plan_chunks,
+        # else the base policy's predict_action_chunk (row b = slot b)
+        self._target = policy if hasattr(policy, "plan_chunks") else base
+        self._hook = "plan_chunks" if hasattr(self._target, "plan_chunks") else "predict_action_chunk"
+        self._had = vars(self._target).get(self._hook)
+        self._orig = getattr(self._target, self._hook)
+        setattr(self._target, self._hook, self._plan if self._hook == "plan_chunks" else self._predict)
 
-    def reset(self) -> None:
-        self.batch += 1
-        self.policy.reset()
+    def reset(self, seed: int | None = None) -> None:
+        if seed is None:
+            self.policy.reset()
+            return
+        self.policy.reset(seed=seed)
+        for j in range(self.n_envs):  # lockstep protocol: slot j runs episode seed + j
+            self._start(j, seed + j)
+
+    def reset_slot(self, j: int, seed: int) -> None:
+        if hasattr(self.policy, "reset_slot"):
+            self.policy.reset_slot(j, seed)
+        self._start(j, seed)
+
+    def _start(self, j: int, seed: int) -> None:
+        self.seeds[j], self.steps[j] = seed, 0
 
     def select_action(self, obs):
-        return self.policy.select_action(obs)
+        action = self.policy.select_action(obs)
+        for j in self.steps:
+            self.steps[j] += 1
+        return action
+
+    def _record(self, obs_batch, chunk, slots) -> None:
+        cond = self.base.encode_obs(obs_batch)
+        xn = self.base._normalize(self.base.config.action_key, chunk)
+        for i, j in enumerate(slots):
+            self.records.append((self.seeds[j], self.steps[j], cond[i].clone(), xn[i].clone()))
+
+    @torch.no_grad()
+    def _plan(self, obs_batch, slots):
+        chunk = self._orig(obs_batch, slots)
+        self._record(obs_batch, chunk, slots)
+        return chunk
 
     @torch.no_grad()
     def _predict(self, obs_batch, generator=None, noise=None):
-        chunk = self._orig(obs_batch, generator=generator, noise=noise)  # (B, H, Da) env units
-        cond = self.policy.encode_obs(obs_batch)
-        xn = self.policy._normalize(self.policy.config.action_key, chunk)
-        for j in range(chunk.shape[0]):
-            self.records.append((self.batch, j, cond[j].clone(), xn[j].clone()))
+        chunk = self._orig(obs_batch, generator=generator, noise=noise)
+        self._record(obs_batch, chunk, list(range(chunk.shape[0])))
         return chunk
 
     def close(self) -> None:
-        """Undo the routing of ``predict_action_chunk``."""
-        if self._had_instance:
-            self.policy.predict_action_chunk = self._orig
+        """Undo the routing of the planning hook."""
+        if self._had is None:
+            vars(self._target).pop(self._hook, None)
         else:
-            vars(self.policy).pop("predict_action_chunk", None)
+            setattr(self._target, self._hook, self._had)

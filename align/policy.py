@@ -10,12 +10,16 @@ Wraps a ``FlowPolicy`` and keeps its interface (``reset()``, ``select_action(obs
 
 Rewards see chunks in env (unnormalised) units, (N, H, Da), index 0 = the oldest observation step, and
 a context dict: ``{"obs": {key: (To, ...) dataset units}, "env_obs": {key: env-unit array of this env},
-"cond": (1, Dc), "env_index": b}`` plus ``"sim_env"`` when simulator shadows are attached
-(:class:`ttfkit.align.sim.ShadowEnvs`, kept in lockstep with the evaluator).
+"cond": (1, Dc), "slot": j}`` plus ``"sim_env"`` when simulator shadows are attached
+(:class:`ttfkit.align.sim.ShadowEnvs`, kept in step with the evaluator). A reward that returns NaN or
+inf is an error naming the candidates.
 
-During ``select_action`` the wrapped policy's ``predict_action_chunk`` is routed through the aligner
-(restored afterwards); the policy's observation history and action queue are used as they are.
-Per-chunk statistics (NFE, wall time, reward of the chosen chunk) accumulate in ``stats``.
+Evaluator protocol: ``reset_slot(j, seed)`` per episode (forwarded to the policy, the shadows and a
+simulator-tracking reward such as ``rollout``), then ``select_action(obs)`` on all slots. During
+``select_action`` the wrapped policy's chunk planning (``plan_chunks``, or ``predict_action_chunk`` for
+policies without per-slot state) is routed through :meth:`AlignedPolicy.plan_chunks` (restored
+afterwards). Each episode's sampling noise comes from a generator seeded by its episode seed.
+Per-chunk statistics (NFE, simulator steps, wall time, reward of the chosen chunk) accumulate in ``stats``.
 """
 
 from __future__ import annotations
@@ -84,89 +88,134 @@ class AlignedPolicy:
     Args:
         policy: a ``FlowPolicy`` (``encode_obs``, ``velocity``, normaliser).
         reward: ``reward(chunk (N, H, Da) env units, context) -> (N,)``; may be None for "none".
+            A reward that tracks the simulator (``rollout``) also gets the evaluator protocol's calls
+            ``reset_slot(j, seed)``, ``check(obs)`` and ``observe(actions)`` when it has them.
         config: :class:`AlignConfig`.
         posterior: "glass" or a DiamondMap distilled from ``policy``.
         shadow: optional :class:`~ttfkit.align.sim.ShadowEnvs` (needed by the "sim" reward).
-        generator: randomness of every sampler.
+        generator: randomness of every sampler when no episode seed is known; with the evaluator's
+            ``reset_slot(j, seed)`` each episode draws from its own generator seeded by (``seed_base``,
+            episode seed), so an episode's outcome does not depend on the evaluator's slot layout.
+        seed_base: mixed into the per-episode seeds.
     """
 
     def __init__(self, policy, reward, config: AlignConfig, *, posterior="glass", shadow=None,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, seed_base: int = 0) -> None:
         if config.method != "none" and reward is None:
             raise ValueError(f"method {config.method!r} needs a reward")
         if config.method == "guidance" and getattr(reward, "differentiable", True) is False:
             raise ValueError(f"guidance needs a differentiable reward; {type(reward).__name__} is not")
         self.policy, self.reward, self.config = policy, reward, config
         self.posterior, self.shadow, self.generator = posterior, shadow, generator
+        self.seed_base = seed_base
         self.stats: list[dict] = []
         self._env_obs: dict[str, np.ndarray] | None = None
+        self._slot_gens: dict[int, torch.Generator] = {}
 
     @property
     def config_dict(self) -> dict:
         return asdict(self.config)
 
-    def reset(self) -> None:
-        self.policy.reset()
+    def reset(self, seed: int | None = None) -> None:
+        """Start an evaluation. With ``seed`` (the lockstep protocol: slot j runs episode seed + j), every
+        slot is reset as by :meth:`reset_slot`."""
+        if seed is None:
+            self.policy.reset()
+            return
+        n = self.shadow.n_envs if self.shadow is not None else getattr(self.reward, "n_envs", 1)
+        self.policy.reset(seed=seed)
+        for j in range(n):
+            self._reset_trackers(j, seed + j)
+
+    def reset_slot(self, j: int, seed: int) -> None:
+        """Slot ``j`` starts an episode with reset seed ``seed`` (evaluator protocol)."""
+        if hasattr(self.policy, "reset_slot"):
+            self.policy.reset_slot(j, seed=seed)
+        self._reset_trackers(j, seed)
+
+    def _reset_trackers(self, j: int, seed: int) -> None:
+        self._slot_gens[j] = torch.Generator().manual_seed((self.seed_base << 32) + seed)
         if self.shadow is not None:
-            self.shadow.reset()
+            self.shadow.reset_slot(j, seed)
+        if hasattr(self.reward, "reset_slot"):
+            self.reward.reset_slot(j, seed)
 
     def select_action(self, obs: dict[str, np.ndarray]) -> Tensor:
-        """One env step batched over envs (env units) -> actions (B, Da); see the policy interface."""
+        """One env step batched over the evaluator's slots (env units) -> actions (B, Da)."""
         self._env_obs = obs
         if self.shadow is not None:
             self.shadow.check(obs)
-        # route the policy's chunk prediction through the aligner for this call only
-        had = vars(self.policy).get("predict_action_chunk")
-        self.policy.predict_action_chunk = self._predict_aligned
+        if hasattr(self.reward, "check"):
+            self.reward.check(obs)
+        # route the policy's chunk planning through the aligner for this call only
+        hook = "plan_chunks" if hasattr(self.policy, "plan_chunks") else "predict_action_chunk"
+        had = vars(self.policy).get(hook)
+        setattr(self.policy, hook, self.plan_chunks if hook == "plan_chunks" else self._predict_all_rows)
         try:
             action = self.policy.select_action(obs)
         finally:
             if had is None:
-                vars(self.policy).pop("predict_action_chunk", None)
+                vars(self.policy).pop(hook, None)
             else:
-                self.policy.predict_action_chunk = had
+                setattr(self.policy, hook, had)
+        executed = action.detach().cpu().numpy()
         if self.shadow is not None:
-            self.shadow.step(action.detach().cpu().numpy())
+            self.shadow.step(executed)
+        if hasattr(self.reward, "observe"):
+            self.reward.observe(executed)
         return action
 
     def summary(self) -> dict:
-        """Mean NFE, wall time and reward per chunk over ``stats``."""
+        """Mean NFE, simulator steps, wall time and reward per chunk over ``stats``."""
         if not self.stats:
             return {"chunks": 0}
         return {"chunks": len(self.stats),
                 "nfe_per_chunk": float(np.mean([s["nfe"] for s in self.stats])),
+                "sim_steps_per_chunk": float(np.mean([s["sim_steps"] for s in self.stats])),
                 "wall_s_per_chunk": float(np.mean([s["wall_s"] for s in self.stats])),
                 "reward_mean": float(np.mean([s["reward"] for s in self.stats]))}
 
     @torch.no_grad()
-    def _predict_aligned(self, obs_batch: dict[str, Tensor], generator=None, noise=None) -> Tensor:
+    def plan_chunks(self, obs_batch: dict[str, Tensor], slots: list[int]) -> Tensor:
+        """Aligned chunks for the rows of ``obs_batch`` ({key: (b, To, ...)} dataset units), row i
+        belonging to evaluator slot ``slots[i]`` -> (b, H, Da) in dataset units.
+
+        This is the public entry point (the evaluator's policy hook, and what the LeRobot plugin calls).
+        """
         pol, cfg = self.policy, self.policy.config
-        cond = pol.encode_obs(obs_batch)  # (B, Dc)
+        cond = pol.encode_obs(obs_batch)  # (b, Dc)
         chunks = []
-        for b in range(cond.shape[0]):
+        for b, slot in enumerate(slots):
             t0 = time.perf_counter()
-            ctx = self._context(obs_batch, cond, b)
-            res = self._align_one(cond[b:b + 1], ctx)
+            sim0 = getattr(self.reward, "sim_steps", 0)
+            ctx = self._context(obs_batch, cond, b, slot)
+            gen = self._slot_gens.get(slot, self.generator)
+            res = self._align_one(cond[b:b + 1], ctx, gen)
             chunks.append(res.samples[0])
             self.stats.append({"nfe": res.nfe, "wall_s": time.perf_counter() - t0,
+                               "sim_steps": getattr(self.reward, "sim_steps", 0) - sim0,
                                "reward": float(res.rewards[0]) if res.rewards.numel() else 0.0,
                                "n_distinct": res.n_distinct})
-        x = torch.stack(chunks)  # (B, H, Da) normalised
+        x = torch.stack(chunks)  # (b, H, Da) normalised
         return pol._unnormalize(cfg.action_key, x)
 
-    def _align_one(self, cond: Tensor, ctx: dict) -> AlignResult:
+    def _predict_all_rows(self, obs_batch: dict[str, Tensor], generator=None, noise=None) -> Tensor:
+        """``predict_action_chunk`` replacement for policies without per-slot planning (row b = slot b)."""
+        return self.plan_chunks(obs_batch, list(range(next(iter(obs_batch.values())).shape[0])))
+
+    def _align_one(self, cond: Tensor, ctx: dict, generator: torch.Generator | None) -> AlignResult:
         cfg, pcfg = self.config, self.policy.config
         shape = (pcfg.horizon, pcfg.action_dim)
         steps = cfg.steps or getattr(pcfg, "num_steps", 10)
-        kw = dict(shape=shape, cond=cond, reward_context=ctx, generator=self.generator, dtype=cond.dtype,
+        kw = dict(shape=shape, cond=cond, reward_context=ctx, generator=generator, dtype=cond.dtype,
                   device=cond.device)
         reward = self._normalised_reward
         if cfg.method == "none":
             counter_model = NFECounter(self.policy)
-            x = sample_ode(counter_model, 1, shape, cond=cond, steps=steps, generator=self.generator,
+            x = sample_ode(counter_model, 1, shape, cond=cond, steps=steps, generator=generator,
                            dtype=cond.dtype, device=cond.device)
-            r = reward(x, ctx) if self.reward is not None else torch.zeros(1)
-            return AlignResult(samples=x, nfe=counter_model.evals, rewards=r, n_distinct=1)
+            # the reward is not evaluated: "none" is the base policy, and some rewards cost simulator steps
+            return AlignResult(samples=x, nfe=counter_model.evals, rewards=torch.zeros(1), n_distinct=1)
         if cfg.method == "best-of-n":
             return best_of_n(self.policy, reward, n_candidates=cfg.particles, n_samples=1, steps=steps, **kw)
         if cfg.method == "smc":
@@ -174,20 +223,29 @@ class AlignedPolicy:
                        posterior=self.posterior, value_samples=cfg.value_samples, inner_steps=cfg.inner_steps,
                        ess_threshold=cfg.ess_threshold, **kw)
         vg = PosteriorValueGrad(self.policy, reward, posterior=self.posterior, value_samples=cfg.value_samples,
-                                inner_steps=cfg.inner_steps, reward_context=ctx, generator=self.generator)
+                                inner_steps=cfg.inner_steps, reward_context=ctx, generator=generator)
         start, scale = cfg.guidance_start, cfg.guidance_scale
         return guided_sample(self.policy, vg, n_samples=1, steps=steps, reward=reward,
                              scale=lambda t: scale if t >= start else 0.0, **kw)
 
     def _normalised_reward(self, x: Tensor, ctx) -> Tensor:
         key = self.policy.config.action_key
-        return self.reward(self.policy._unnormalize(key, x), ctx).to(x.dtype)
+        r = self.reward(self.policy._unnormalize(key, x), ctx)
+        if r.shape != (x.shape[0],):
+            raise ValueError(f"reward {type(self.reward).__name__} returned shape {tuple(r.shape)} for "
+                             f"{x.shape[0]} chunks; expected ({x.shape[0]},)")
+        if not torch.isfinite(r).all():
+            bad = (~torch.isfinite(r)).nonzero()[:, 0].tolist()
+            raise ValueError(f"reward {type(self.reward).__name__} returned non-finite values "
+                             f"{r[bad].tolist()} for candidates {bad} (slot {ctx.get('slot')})")
+        return r.to(x.dtype)
 
-    def _context(self, obs_batch: dict[str, Tensor], cond: Tensor, b: int) -> dict:
-        ctx = {"obs": {k: v[b] for k, v in obs_batch.items()}, "cond": cond[b:b + 1], "env_index": b}
+    def _context(self, obs_batch: dict[str, Tensor], cond: Tensor, b: int, slot: int) -> dict:
+        ctx = {"obs": {k: v[b] for k, v in obs_batch.items()}, "cond": cond[b:b + 1], "env_index": slot,
+               "slot": slot}
         if self._env_obs is not None:
-            ctx["env_obs"] = {k: np.asarray(v)[b] for k, v in self._env_obs.items()}
-            ctx.update({k: torch.as_tensor(np.asarray(v)[b]) for k, v in self._env_obs.items()})
+            ctx["env_obs"] = {k: np.asarray(v)[slot] for k, v in self._env_obs.items()}
+            ctx.update({k: torch.as_tensor(np.asarray(v)[slot]) for k, v in self._env_obs.items()})
         if self.shadow is not None:
-            ctx["sim_env"] = self.shadow.envs[b]
+            ctx["sim_env"] = self.shadow.envs[slot]
         return ctx

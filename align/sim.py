@@ -10,10 +10,10 @@ generators) of the unwrapped env and of a wrapped inner env (``_env``, as in ttf
 wrapper), which is where Meta-World and gymnasium-robotics keep step counters, previous observations
 and goals. Look-ahead steps go through ``env.unwrapped.step`` (no TimeLimit bookkeeping).
 
-:class:`ShadowEnvs` mirrors the evaluator's envs (``ttfkit.envs.evaluate`` runs its own vector env): it
-follows the documented evaluation protocol (``policy.reset()`` per batch of ``n_envs`` episodes seeded
-``seed + k·n_envs + j``), replays every executed action, and checks at each step that its observation
-equals the one the evaluator passed in, so look-ahead starts from the real state.
+:class:`ShadowEnvs` mirrors the evaluator's envs (``ttfkit.envs.evaluate`` runs its own, possibly in
+other processes): it follows the evaluator protocol (``reset_slot(j, seed)`` per episode), replays every
+executed action, and checks at each step that its observation equals the one the evaluator passed in,
+so look-ahead starts from the real state.
 """
 
 from __future__ import annotations
@@ -86,45 +86,61 @@ class SimLookaheadReward:
 
 
 class ShadowEnvs:
-    """Copies of the evaluator's envs kept in lockstep by replaying the protocol and the actions.
+    """Copies of the evaluator's envs, one per slot, kept in step by replaying seeds and actions.
+
+    Follows the evaluator protocol (``ttfkit.envs.evaluate``): ``reset_slot(j, seed)`` when slot ``j``
+    starts an episode, ``step(actions)`` with the (B, Da) actions about to be executed, and
+    ``check(obs)`` with the observations the evaluator passed in, so look-ahead starts from the real
+    state. A slot's episode is over (the slot idles until its next ``reset_slot``) after its first
+    success (with ``stop_on_success``, the evaluator's default) or at the time limit, exactly when the
+    evaluator ends it; idle slots are neither checked nor stepped.
 
     Args:
-        env_id: the evaluated id. n_envs: the evaluator's batch size. seed: its first episode seed.
+        env_id: the evaluated id. n_envs: the evaluator's slots.
         env_kwargs: options passed to ``make_env`` (as given to ``evaluate``; no rendering needed).
+        stop_on_success: as given to ``evaluate``.
         atol: tolerance of the observation check.
     """
 
-    def __init__(self, env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None,
-                 atol: float = 1e-4) -> None:
+    def __init__(self, env_id: str, n_envs: int, env_kwargs: dict[str, Any] | None = None,
+                 stop_on_success: bool = True, atol: float = 1e-4) -> None:
         from ttfkit.envs import make_env
 
+        if n_envs < 1:
+            raise ValueError(f"{n_envs=} must be >= 1")
         self.envs = [make_env(env_id, **(env_kwargs or {})) for _ in range(n_envs)]
-        self.n_envs, self.seed, self.atol = n_envs, seed, atol
-        self.batch = -1
+        self.env_id, self.n_envs, self.atol, self.stop_on_success = env_id, n_envs, atol, stop_on_success
+        self.limit = self.envs[0].spec.max_episode_steps
         self.mismatches = 0
-        self._last: list[dict[str, np.ndarray] | None] = [None] * n_envs
+        self.seeds: list[int | None] = [None] * n_envs
+        self.steps = np.zeros(n_envs, dtype=np.int64)  # steps taken in the current episode
+        self.active = np.zeros(n_envs, dtype=bool)
+        self.obs: list[dict[str, np.ndarray] | None] = [None] * n_envs
 
-    def reset(self) -> None:
-        """Start the next evaluation batch (call from ``policy.reset()``)."""
-        self.batch += 1
-        for j, env in enumerate(self.envs):
-            self._last[j], _ = env.reset(seed=self.seed + self.batch * self.n_envs + j)
+    def reset_slot(self, j: int, seed: int) -> None:
+        """Slot ``j`` starts an episode reset with ``seed``."""
+        self.obs[j], _ = self.envs[j].reset(seed=seed)
+        self.seeds[j], self.steps[j], self.active[j] = seed, 0, True
 
-    def check(self, obs: dict[str, np.ndarray], active: np.ndarray | None = None) -> None:
-        """Compare the shadows' current observations with the evaluator's batch ``obs``."""
-        for j, mine in enumerate(self._last):
-            if mine is None or (active is not None and not active[j]):
-                continue
-            for key, val in mine.items():
+    def check(self, obs: dict[str, np.ndarray]) -> None:
+        """Compare the active shadows' observations with the evaluator's batch ``obs`` (slot order)."""
+        for j in np.flatnonzero(self.active):
+            for key, val in self.obs[j].items():
                 if key in obs and not np.allclose(np.asarray(obs[key])[j], val, atol=self.atol):
                     self.mismatches += 1
-                    logger.warning("shadow env %d diverged from the evaluator on %r (batch %d)", j, key, self.batch)
+                    logger.warning("shadow env %d (seed %s) diverged from the evaluator on %r at step %d",
+                                   j, self.seeds[j], key, self.steps[j])
                     break
 
     def step(self, actions: np.ndarray) -> None:
-        """Apply the actions the evaluator is about to execute (B, Da)."""
-        for j, (env, a) in enumerate(zip(self.envs, np.asarray(actions, dtype=np.float32))):
-            self._last[j], *_ = env.unwrapped.step(a)
+        """Apply the actions the evaluator is about to execute (B, Da) to the active slots."""
+        actions = np.asarray(actions, dtype=np.float32)
+        for j in np.flatnonzero(self.active):
+            self.obs[j], _, terminated, _, info = self.envs[j].unwrapped.step(actions[j])
+            self.steps[j] += 1
+            success = bool(info.get("is_success", False)) and self.stop_on_success
+            if terminated or success or (self.limit is not None and self.steps[j] >= self.limit):
+                self.active[j] = False
 
     def close(self) -> None:
         for env in self.envs:

@@ -1,17 +1,20 @@
 """Closed-loop evaluation of a reward-aligned flow policy (best-of-N, SMC or guidance per action chunk).
 
 Example:
-    ttf align --policy runs/pp_flow/checkpoints/step_002000 --env ttfkit/metaworld-pick-place-v3 \\
-        --method smc --reward sim --particles 8 --episodes 20 --n-envs 2
-    ttf align --policy runs/pp_diamond --env ... --method smc --reward critic --critic runs/pp_critic
-    ttf align --policy CKPT --env ... --method best-of-n --reward critic --fit-critic 30 --critic-out runs/critic
+    ttf align --checkpoint runs/pp/checkpoints/step_001500 --env ttfkit/metaworld-pick-place-v3 \\
+        --method best-of-n --reward rollout --particles 4 --episodes 50
+    ttf critic --checkpoint runs/pp/checkpoints/step_001500 --env ... --episodes 200 --out runs/pp_critic
+    ttf align --checkpoint runs/pp/checkpoints/step_001500 --env ... --method smc --reward critic \\
+        --critic runs/pp_critic --particles 8
+    ttf align --checkpoint runs/pp_diamond --env ... --method smc --reward critic --critic runs/pp_critic
 
---policy takes a flow-policy checkpoint or a `ttf distill` directory (then its Diamond Map is the
-posterior sampler of SMC/guidance; otherwise GLASS with --inner-steps). Rewards: sim (simulator
-look-ahead of the executed part of each chunk on shadow copies of the evaluator's envs), critic (learned
-chunk critic; --critic DIR or --fit-critic EPISODES of base-policy rollouts), or any registered analytic
-reward with --reward-option KEY=JSON. Episodes use the evaluator's seeds (--seed + i). Prints success
-(Wilson 95% CI), NFE per chunk and wall time; --out writes JSON.
+--checkpoint takes a flow-policy checkpoint or a `ttf distill` directory (then its Diamond Map is the
+posterior sampler of SMC/guidance; otherwise GLASS with --inner-steps). Rewards: rollout (simulator
+look-ahead: the candidate chunk, then the base policy with --rollout-flow-steps for --horizon steps;
+--workers processes), critic (a chunk critic fitted by `ttf critic`; deployable), sim (look-ahead over
+the chunk's executed steps only), or any registered analytic reward with --reward-option KEY=JSON.
+Episodes use the evaluator's seeds (--episode-seed + i). Prints success (Wilson 95% CI), NFE and
+simulator steps per chunk and wall time per episode; --out writes JSON.
 """
 
 from __future__ import annotations
@@ -23,19 +26,24 @@ import os
 import sys
 import time
 
+from ttfkit.scripts.device import add_device_argument, resolve_device
+
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, help="flow-policy checkpoint or `ttf distill` directory")
+    parser.add_argument("--checkpoint", "--policy", dest="policy", required=True,
+                        help="flow-policy checkpoint or `ttf distill` directory")
     parser.add_argument("--env", required=True, help="env id, e.g. ttfkit/metaworld-pick-place-v3")
     parser.add_argument("--method", default="none", choices=["none", "best-of-n", "smc", "guidance"])
-    parser.add_argument("--reward", default=None, help="sim | critic | goal_distance | smoothness | keep_out | ...")
+    parser.add_argument("--reward", default=None,
+                        help="rollout | critic | sim | goal_distance | smoothness | keep_out | ...")
     parser.add_argument("--reward-option", action="append", default=[], metavar="KEY=JSON",
                         help="keyword for the reward constructor (repeatable), e.g. success_bonus=5")
     parser.add_argument("--particles", type=int, default=8, help="N candidates / particles (default 8)")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=100_000, help="first episode seed (evaluator protocol)")
+    parser.add_argument("--episode-seed", "--seed", dest="seed", type=int, default=100_000,
+                        help="first episode seed (evaluator protocol; default 100000)")
     parser.add_argument("--n-envs", type=int, default=1, help="parallel envs of the evaluator (default 1)")
     parser.add_argument("--max-steps", type=int, default=None, help="episode limit (suite default)")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps (default: the policy's)")
@@ -45,11 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-scale", type=float, default=1.0)
     parser.add_argument("--guidance-start", type=float, default=0.0)
     parser.add_argument("--critic", default=None, help="critic checkpoint directory (--reward critic)")
-    parser.add_argument("--fit-critic", type=int, default=0, metavar="EPISODES",
-                        help="fit the critic on this many base-policy rollouts first (seeds below --seed)")
-    parser.add_argument("--critic-out", default=None, help="save the fitted critic here")
+    parser.add_argument("--critic-scale", type=float, default=1.0, help="inverse temperature of the critic reward")
+    parser.add_argument("--horizon", type=int, default=120, help="rollout reward: look-ahead steps after the chunk")
+    parser.add_argument("--rollout-flow-steps", type=int, default=2, help="rollout reward: continuation's flow steps")
+    parser.add_argument("--workers", type=int, default=0, help="rollout reward: look-ahead worker processes")
     parser.add_argument("--torch-seed", type=int, default=0, help="seed of the samplers' generator")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_device_argument(parser, what="the policy and its samplers")
     parser.add_argument("--out", default=None, help="JSON file for the result")
 
 
@@ -64,47 +74,49 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     try:
-        policy, posterior = _load_policy(args.policy)
+        policy, posterior = _load_policy(args.policy, resolve_device(args.device))
         config = AlignConfig(method=args.method, particles=args.particles, steps=args.steps,
                              smc_steps=args.smc_steps, value_samples=args.value_samples,
                              inner_steps=args.inner_steps, guidance_scale=args.guidance_scale,
                              guidance_start=args.guidance_start)
         options = dict(_parse_option(o) for o in args.reward_option)
         reward, shadow = None, None
-        if args.reward == "sim":
-            from ttfkit.align.sim import ShadowEnvs
-
-            pc = policy.config
-            options.setdefault("start", pc.n_obs_steps - 1)
-            options.setdefault("steps", pc.n_action_steps)
-            reward = make_reward("sim", **options)
-            env_kwargs = {"max_episode_steps": args.max_steps} if args.max_steps else {}
-            shadow = ShadowEnvs(args.env, args.n_envs, args.seed, env_kwargs=env_kwargs)
-        elif args.reward == "critic":
-            critic = _critic(args, policy)
-            reward = make_reward("critic", critic=critic, policy=policy)
-        elif args.reward is not None:
-            reward = make_reward(args.reward, **options)
+        reward, shadow = build_reward(args.reward, policy, args.env, options, n_envs=args.n_envs,
+                                      max_steps=args.max_steps, critic=args.critic, critic_scale=args.critic_scale,
+                                      horizon=args.horizon, flow_steps=args.rollout_flow_steps,
+                                      workers=args.workers)
         aligned = AlignedPolicy(policy, reward, config, posterior=posterior, shadow=shadow,
-                                generator=torch.Generator().manual_seed(args.torch_seed))
+                                generator=torch.Generator().manual_seed(args.torch_seed), seed_base=args.torch_seed)
     except (KeyError, ValueError, FileNotFoundError) as err:
-        print(f"ttf align: {err}", file=sys.stderr)
+        print(f"ttf align: error: {err}", file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    result = evaluate(aligned, args.env, args.episodes, seed=args.seed, n_envs=args.n_envs,
-                      max_steps=args.max_steps, policy_name=f"{args.policy} [{args.method}/{args.reward}]")
+    with tqdm(total=args.episodes, desc=f"align {args.method}/{args.reward}", unit="ep") as bar:
+        try:
+            result = evaluate(aligned, args.env, args.episodes, seed=args.seed, n_envs=args.n_envs,
+                              max_steps=args.max_steps, policy_name=f"{args.policy} [{args.method}/{args.reward}]",
+                              on_episode=lambda n, ok: bar.update(1))
+        finally:
+            if hasattr(reward, "close"):
+                reward.close()
     wall = time.perf_counter() - start
     summary = aligned.summary()
     print(result.table())
     print(f"  method {args.method}  reward {args.reward}  particles {args.particles}  "
           f"posterior {'diamond' if posterior != 'glass' else 'glass'}")
-    print(f"  NFE per chunk {summary.get('nfe_per_chunk', 0):.0f}   wall per chunk "
-          f"{summary.get('wall_s_per_chunk', 0):.3f} s   total wall {wall:.1f} s")
+    print(f"  NFE per chunk {summary.get('nfe_per_chunk', 0):.0f}   sim steps per chunk "
+          f"{summary.get('sim_steps_per_chunk', 0):.0f}   wall per chunk {summary.get('wall_s_per_chunk', 0):.3f} s"
+          f"   wall per episode {wall / args.episodes:.1f} s")
+    tracker = shadow if shadow is not None else reward
+    if hasattr(tracker, "mismatches"):
+        print(f"  shadow-env mismatches {tracker.mismatches}")
     if shadow is not None:
-        print(f"  shadow-env mismatches {shadow.mismatches}")
         shadow.close()
     if args.out:
         out = {"eval": result.to_dict(), "align": {**summary, "config": aligned.config_dict, "wall_s": wall,
+                                                     "wall_s_per_episode": wall / args.episodes,
                                                      "reward": args.reward, "reward_options": options}}
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
@@ -112,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_policy(path):
+def _load_policy(path, device="cpu"):
     """(flow policy, posterior) from a policy checkpoint or a Diamond-Map directory."""
     from pathlib import Path
 
@@ -122,34 +134,39 @@ def _load_policy(path):
     if cfg.is_file() and json.loads(cfg.read_text()).get("kind") == "diamond_map":
         from ttfkit.align.policy_diamond import load_diamond
 
-        dmap, teacher = load_diamond(path)
+        dmap, teacher = load_diamond(path, device=device)
         if teacher is None:
             raise ValueError(f"{path}: Diamond-Map checkpoint without its teacher policy")
         return teacher, dmap
-    policy = load(path)
+    policy = load(path, device=device)
     if not isinstance(policy, FlowPolicy):
         raise ValueError(f"{path} is a {type(policy).__name__}; alignment needs a flow policy")
     return policy, "glass"
 
 
-def _critic(args, policy):
-    import torch
+def build_reward(name, policy, env_id, options, *, n_envs=1, max_steps=None, critic=None, critic_scale=1.0,
+                 horizon=120, flow_steps=2, workers=0):
+    """(reward, shadow envs or None) for ``ttf align`` / ``ttf gap --align``: ``rollout`` (simulator
+    look-ahead with base-policy continuation), ``critic`` (a ``ttf critic`` directory), ``sim`` (the
+    chunk-only look-ahead), or any registered analytic reward with ``options``."""
+    from ttfkit.align.rewards import make_reward
 
-    from ttfkit.align.critic import collect_critic_data, fit_critic, load_critic, save_critic
+    env_kwargs = {"max_episode_steps": max_steps} if max_steps else {}
+    pc = policy.config
+    if name == "sim":
+        from ttfkit.align.sim import ShadowEnvs
 
-    if args.critic and not args.fit_critic:
-        return load_critic(args.critic)
-    if not args.fit_critic:
-        raise ValueError("--reward critic needs --critic DIR or --fit-critic EPISODES")
-    print(f"fitting the chunk critic on {args.fit_critic} base-policy episodes ...", flush=True)
-    data = collect_critic_data(policy, args.env, args.fit_critic, seed=args.seed - 10_000 - args.fit_critic,
-                               n_envs=args.n_envs, max_steps=args.max_steps)
-    print(f"  {len(data['success'])} chunks, success label mean {float(data['success'].mean()):.2f}", flush=True)
-    critic = fit_critic(data, horizon=policy.config.horizon, action_dim=policy.config.action_dim,
-                        generator=torch.Generator().manual_seed(args.torch_seed))
-    if args.critic_out:
-        save_critic(critic, args.critic_out)
-    return critic
+        options = {"start": pc.n_obs_steps - 1, "steps": pc.n_action_steps, **options}
+        return make_reward("sim", **options), ShadowEnvs(env_id, n_envs, env_kwargs=env_kwargs)
+    if name == "rollout":
+        options = {"horizon": horizon, "flow_steps": flow_steps, "workers": workers, **options}
+        return make_reward("rollout", policy=policy, env_id=env_id, n_envs=n_envs, env_kwargs=env_kwargs,
+                           **options), None
+    if name == "critic":
+        if not critic:
+            raise ValueError("--reward critic needs --critic DIR (fit one with `ttf critic`)")
+        return make_reward("critic", critic=critic, policy=policy, scale=critic_scale, env_id=env_id), None
+    return (make_reward(name, **options) if name is not None else None), None
 
 
 def _parse_option(text: str):

@@ -23,3 +23,14 @@ def floor_threshold():
         return mean + 4 * std
 
     return threshold
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    """A small untrained flow policy over Meta-World's state observations (H 8, To 2, 4 executed steps)."""
+    from ttfkit.policies import make_policy
+
+    torch.manual_seed(0)
+    return make_policy("flow", obs_shapes={"agent_pos": (4,), "environment_state": (17,)}, action_dim=4,
+                       horizon=8, n_obs_steps=2, n_action_steps=4, num_steps=4,
+                       backbone_options={"hidden_dim": 32, "n_blocks": 1}).eval()

@@ -14,17 +14,8 @@ from ttfkit.align.rewards import make_reward
 from ttfkit.align.sim import ShadowEnvs, restore, snapshot
 from ttfkit.envs import make_env
 from ttfkit.envs.evaluate import evaluate
-from ttfkit.policies import make_policy
 
 ENV = "ttfkit/metaworld-pick-place-v3"
-
-
-@pytest.fixture(scope="module")
-def tiny_policy():
-    torch.manual_seed(0)
-    return make_policy("flow", obs_shapes={"agent_pos": (4,), "environment_state": (17,)}, action_dim=4,
-                       horizon=8, n_obs_steps=2, n_action_steps=4, num_steps=4,
-                       backbone_options={"hidden_dim": 32, "n_blocks": 1}).eval()
 
 
 def test_snapshot_restore_replays_bit_exactly_and_sim_reward_matches_an_independent_replay():
@@ -60,24 +51,35 @@ def test_snapshot_restore_replays_bit_exactly_and_sim_reward_matches_an_independ
 
 
 def test_shadow_envs_track_the_evaluator_and_best_of_n_raises_lookahead_reward(tiny_policy):
-    stats = {}
+    stats, rewards = {}, {}
     for method in ("none", "best-of-n"):
-        shadow = ShadowEnvs(ENV, n_envs=1, seed=200)
+        shadow = ShadowEnvs(ENV, n_envs=1)
         reward = make_reward("sim", start=1, steps=4)
         aligned = AlignedPolicy(tiny_policy, reward, AlignConfig(method=method, particles=6), shadow=shadow,
                                 generator=torch.Generator().manual_seed(0))
+        # score every executed chunk with the same look-ahead reward, whichever method chose it
+        scored = []
+        plan = aligned.plan_chunks
+
+        def spy(obs_batch, slots, plan=plan, shadow=shadow, reward=reward, scored=scored):
+            chunk = plan(obs_batch, slots)
+            scored.append(float(reward(chunk, {"sim_env": shadow.envs[slots[0]]})[0]))
+            return chunk
+
+        aligned.plan_chunks = spy
         evaluate(aligned, ENV, 2, seed=200, n_envs=1, max_steps=16)
         assert shadow.mismatches == 0
-        stats[method] = aligned.summary()
+        stats[method], rewards[method] = aligned.summary(), np.mean(scored)
         shadow.close()
     assert stats["none"]["nfe_per_chunk"] == 4 and stats["best-of-n"]["nfe_per_chunk"] == 24
-    assert stats["best-of-n"]["reward_mean"] > stats["none"]["reward_mean"]
-    # a shadow on the wrong seeds is detected
-    wrong = ShadowEnvs(ENV, n_envs=1, seed=999)
-    aligned = AlignedPolicy(tiny_policy, make_reward("sim"), AlignConfig(method="none"), shadow=wrong)
-    evaluate(aligned, ENV, 1, seed=200, n_envs=1, max_steps=4)
-    assert wrong.mismatches > 0
-    wrong.close()
+    assert rewards["best-of-n"] > rewards["none"]
+    # a shadow that no longer follows the evaluator is detected
+    shadow = ShadowEnvs(ENV, n_envs=1)
+    shadow.reset_slot(0, seed=999)
+    obs, _ = make_env(ENV).reset(seed=200)
+    shadow.check({k: v[None] for k, v in obs.items()})
+    assert shadow.mismatches == 1
+    shadow.close()
 
 
 def test_aligned_policy_validates():
