@@ -22,6 +22,8 @@ __all__ = ["COMMANDS", "add_arguments", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ttfkit.scripts.data:INFO", "episodes, steps, keys (shape/dtype/min/max) of a store"),
+    "verify": ("ttfkit.scripts.data:VERIFY",
+               "check a store: every chunk present and decodable, episode_ends sound (exit 1 if not)"),
     "import-robomimic": ("ttfkit.scripts.data:IMPORT_ROBOMIMIC",
                          "convert a robomimic HDF5 file to a zarr store"),
     "export-lerobot": ("ttfkit.scripts.data_lerobot", "write a zarr store as a LeRobotDataset v3.0"),
@@ -113,6 +115,25 @@ def _key_info(arr, n_steps: int) -> dict:
             "min": lo if n_steps else float("nan"), "max": hi if n_steps else float("nan")}
 
 
+# ---------------------------------------------------------------------- verify
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="zarr store (ttfkit or Diffusion Policy layout)")
+
+
+def _verify_main(args: argparse.Namespace) -> int:
+    from ttfkit.data import ReplayBuffer
+
+    problems = ReplayBuffer.verify(args.path)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{args.path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    buf = ReplayBuffer.open(args.path, mode="r")
+    print(f"{buf.path}: ok ({buf.n_episodes} episodes, {buf.n_steps} steps, every chunk decoded)")
+    return 0
+
+
 # ---------------------------------------------------------------------- import-robomimic
 def _robomimic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("in_hdf5", help="robomimic HDF5 file (data/demo_N/{obs/*, actions, ...})")
@@ -133,3 +154,4 @@ def _robomimic_main(args: argparse.Namespace) -> int:
 
 INFO = SimpleNamespace(add_arguments=_info_arguments, main=_info_main)
 IMPORT_ROBOMIMIC = SimpleNamespace(add_arguments=_robomimic_arguments, main=_robomimic_main)
+VERIFY = SimpleNamespace(add_arguments=_verify_arguments, main=_verify_main)

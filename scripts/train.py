@@ -17,7 +17,8 @@ import argparse
 import json
 import logging
 import os
-import sys
+
+from ttfkit.scripts.device import add_device_argument
 
 __all__ = ["add_arguments", "main"]
 
@@ -70,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read windows from zarr chunks through a bounded cache (stores larger than memory)")
     parser.add_argument("--cache-mb", type=float, default=d.cache_mb,
                         help=f"chunk-cache budget in MiB with --stream, shared by the workers (default {d.cache_mb:g})")
-    parser.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
+    add_device_argument(parser, what="training")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast of forward and loss (GPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per process (1 is fastest on a busy machine)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
@@ -85,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     from ttfkit.policies.trainer import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
         dataset=args.dataset, out=args.out, policy=args.policy, backbone=args.backbone, optim=args.optim,
@@ -95,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         val_max_samples=args.val_max_samples, horizon=args.horizon, n_obs_steps=args.n_obs_steps,
         n_action_steps=args.n_action_steps, obs_keys=tuple(args.obs_keys), normalizer_mode=args.normalizer_mode,
         ema=not args.no_ema, policy_options=dict(args.policy_option), backbone_options=dict(args.backbone_option),
-        optim_options=dict(args.optim_option), num_workers=args.num_workers, device=args.device,
+        optim_options=dict(args.optim_option), num_workers=args.num_workers, device=args.device, amp=args.amp,
         stream=args.stream, cache_mb=args.cache_mb,
     )
     rank = int(os.environ.get("RANK", "0"))
@@ -113,12 +115,9 @@ def main(args: argparse.Namespace) -> int:
                         val="-" if val != val else f"{val:.4f}", refresh=False)
         bar.update(step - bar.n)  # tqdm's rate and ETA come from these increments
 
-    try:
+    try:  # errors reach the CLI's one error path (ttfkit.scripts.cli)
         with logging_redirect_tqdm():
             ckpt = train(config, resume=args.resume, progress=progress)
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-        print(f"ttf train: error: {err}", file=sys.stderr)
-        return 2
     finally:
         if bar is not None:
             bar.close()

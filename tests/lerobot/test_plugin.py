@@ -186,7 +186,7 @@ def test_ttf_export_lerobot_cli(exported, tmp_path, capsys):
     want, got = load_file(reference / "model.safetensors"), load_file(out / "model.safetensors")
     assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
     with pytest.raises(FileExistsError, match="cli_export"):
-        main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out)])
+        main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out), "--debug"])
 
 
 def test_aligned_export_acts_like_ttfkits_aligned_policy(exported, tmp_path):

@@ -84,8 +84,10 @@ def test_data_import_robomimic(tmp_path, capsys):
     np.testing.assert_array_equal(buf["eef"][:, 0], np.repeat([1.0, 2.0, 10.0], [2, 3, 11]))
     assert buf.keys() == ["action", "done", "eef", "reward"]
     assert buf.attrs["env_args"] == {"env_name": "PickPlaceCan"}
-    with pytest.raises(FileExistsError):
-        cli.main(["data", "import-robomimic", str(h5), str(out)])
+    assert cli.main(["data", "import-robomimic", str(h5), str(out)]) == 2  # the CLI's error path
+    assert capsys.readouterr().err.startswith(f"ttf data: error: {out}: already exists")
+    with pytest.raises(FileExistsError):  # --debug shows the exception itself
+        cli.main(["data", "import-robomimic", str(h5), str(out), "--debug"])
 
 
 def test_data_help_lists_commands(capsys):

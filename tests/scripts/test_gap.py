@@ -62,4 +62,4 @@ def test_gap_pipeline_end_to_end(tmp_path, capsys):
 
     # A finished run is never silently reused under another optimizer config.
     with pytest.raises(ValueError, match="another config"):
-        cli_main([*argv, "--optim-option", "weight_decay=0.1"])
+        cli_main([*argv, "--optim-option", "weight_decay=0.1", "--debug"])
