@@ -11,8 +11,12 @@ Noise (DART-style). With ``noise = sigma > 0`` the executed action is
 (the training label) and ``executed_action`` what the env received.
 
 Store keys, one row per step (T = episode length): ``agent_pos`` (T, Dp) and ``environment_state``
-(T, De) float32, optional ``pixels`` (T, H, W, 3) uint8, ``action`` and ``executed_action`` (T, Da)
-float32, ``reward`` (T,) float32, ``is_success`` (T,) bool (after the step). Row t pairs the
+(T, De) float32, optional ``pixels`` (T, H, W, 3) uint8 (one camera, ``pixels=True``) or one
+``pixels_<camera>`` (T, H, W, 3) uint8 per camera of ``env_kwargs["cameras"]``
+(``ttfkit.envs.rendering.CameraObservations``), ``action`` and ``executed_action`` (T, Da)
+float32, ``reward`` (T,) float32, ``is_success`` (T,) bool (after the step). With
+``environment_state=False`` the simulator's object poses are not stored (the pixel setting: a policy
+sees cameras and ``agent_pos`` only; the scripted expert still reads them while collecting). Row t pairs the
 observation before step t with the action taken at it. With ``stop_on_success`` (default) an
 episode ends at its first success, as in ``ttfkit.envs.evaluate``.
 
@@ -46,7 +50,8 @@ logger = logging.getLogger(__name__)
 SEED_STRIDE = 1_000_000
 KEEP_MODES = ("successes", "failures", "all")
 _MATCH_ATTRS = ("env_id", "seed", "noise", "pixels", "keep", "max_steps", "stop_on_success",
-                "env_kwargs", "expert", "seed_rule")
+                "env_kwargs", "expert", "seed_rule", "environment_state")
+_ATTR_DEFAULTS = {"environment_state": True}  # attrs added later: value of stores written before
 _VERSIONED = ("ttfkit", "mujoco", "metaworld", "gymnasium", "gymnasium-robotics", "numpy", "zarr")
 
 
@@ -80,7 +85,7 @@ class CollectReport:
 def collect(env_id: str, n_episodes: int, out: str | os.PathLike, seed: int = 0, workers: int = 1,
             noise: float = 0.0, pixels: bool = False, keep: str = "successes",
             max_steps: int | None = None, stop_on_success: bool = True,
-            env_kwargs: dict[str, Any] | None = None,
+            env_kwargs: dict[str, Any] | None = None, environment_state: bool = True,
             on_episode: Callable[[int, bool, bool], None] | None = None) -> CollectReport:
     """Collect expert episodes with seeds ``episode_seed(seed, i)``, ``i < n_episodes``, into ``out``.
 
@@ -95,7 +100,9 @@ def collect(env_id: str, n_episodes: int, out: str | os.PathLike, seed: int = 0,
         keep: ``"successes"``, ``"failures"`` or ``"all"``.
         max_steps: episode time limit (default: the suite's).
         stop_on_success: end episodes at their first success.
-        env_kwargs: extra env options (``image_size``, ``camera``).
+        env_kwargs: extra env options (``image_size``, ``camera``; ``cameras``: a list of camera
+            names, each recorded as ``pixels_<camera>``).
+        environment_state: store ``environment_state`` (False: leave the object poses out).
         on_episode: called as ``on_episode(n_done_this_call, success, kept)`` after each episode.
     """
     _check_id(env_id)
@@ -124,6 +131,7 @@ def collect(env_id: str, n_episodes: int, out: str | os.PathLike, seed: int = 0,
         "max_steps": max_steps, "stop_on_success": bool(stop_on_success),
         "env_kwargs": {k: v for k, v in kwargs.items() if k not in ("pixels", "max_episode_steps")},
         "expert": make_expert(env_id).name, "seed_rule": f"seed * {SEED_STRIDE} + i",
+        "environment_state": bool(environment_state),
     }
     buffer = _open_or_create(Path(out), settings, ReplayBuffer)
     attempted = list(buffer.attrs["attempted_seeds"])
@@ -132,7 +140,7 @@ def collect(env_id: str, n_episodes: int, out: str | os.PathLike, seed: int = 0,
     todo = [episode_seed(seed, i) for i in range(n_episodes) if episode_seed(seed, i) not in done]
     logger.info("%s: %d episodes attempted before, %d to go", out, len(attempted), len(todo))
 
-    job = (env_id, kwargs, float(noise), bool(stop_on_success))
+    job = (env_id, kwargs, float(noise), bool(stop_on_success), bool(environment_state))
     n_new = 0
     results = _results(job, todo, workers)
     try:
@@ -177,7 +185,7 @@ def _open_or_create(path: Path, settings: dict[str, Any], buffer_cls):
         raise ValueError(f"{path}: not a ttfkit collection store (no 'attempted_seeds' attr); "
                          f"choose another --out")
     for key in _MATCH_ATTRS:
-        if attrs.get(key) != settings[key]:
+        if attrs.get(key, _ATTR_DEFAULTS.get(key)) != settings[key]:
             raise ValueError(f"{path}: cannot resume, store has {key}={attrs.get(key)!r} but this run "
                              f"asks for {settings[key]!r}")
     kept = list(attrs["kept_seeds"])
@@ -261,11 +269,19 @@ def _worker_rollout(ep_seed: int):
 class _Roller:
     """Owns one env + expert; ``roller(seed) -> (episode dict, success)``."""
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], noise: float, stop_on_success: bool):
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], noise: float, stop_on_success: bool,
+                 environment_state: bool = True):
         from ttfkit.envs.experts import make_expert
         from ttfkit.envs.registry import make_env
 
-        self.env = make_env(env_id, **env_kwargs)
+        kwargs = dict(env_kwargs)
+        cameras = kwargs.pop("cameras", None)
+        self.env = make_env(env_id, **kwargs)
+        if cameras:
+            from ttfkit.envs.rendering import CameraObservations
+
+            self.env = CameraObservations(self.env, cameras, kwargs.get("image_size", 96))
+        self.environment_state = environment_state
         self.expert = make_expert(env_id)
         self.noise = noise
         self.stop_on_success = stop_on_success
@@ -292,7 +308,8 @@ class _Roller:
             steps["is_success"].append(ok)
             if terminated or truncated or (ok and self.stop_on_success):
                 break
-        episode = {k: np.stack(v) for k, v in steps.items()}
+        episode = {k: np.stack(v) for k, v in steps.items()
+                   if self.environment_state or k != "environment_state"}
         episode["is_success"] = episode["is_success"].astype(bool)
         return episode, success
 
