@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttfkit.optim.hybrid import HybridOptimizer
+from ttfkit.optim.lowrank import LowRankInverse, lowrank_inverse
 from ttfkit.optim.registry import AdamWConfig, MuonConfig, OptimizerConfig, register_optimizer
 
 __all__ = ["ActivationPreconditioner", "DoPr"]
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 _DAMPING_MODES = ("trace", "absolute")
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _MIN_TAU = 1e-12  # floor on tau so an all-zero Sigma (all-zero inputs, no bias) still factors
+_COLD_ITERS, _WARM_ITERS = 6, 2  # subspace iterations of a low-rank refresh: the first one, later ones
+DEFAULT_RANK = 64  # DoPr's default: cheap AP on layers with more than 128 inputs (see DoPr's docstring)
 
 
 class DoPr(HybridOptimizer):
@@ -122,6 +125,7 @@ class DoPr(HybridOptimizer):
         ema: float | None = None,
         include: Iterable[str] | None = None,
         exclude: Iterable[str] | None = None,
+        rank: int | None = DEFAULT_RANK,
     ):
         if base == "adamw":
             inner = AdamWConfig(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps).build(model)
@@ -135,7 +139,7 @@ class DoPr(HybridOptimizer):
         self.base = base
         self.preconditioner = ActivationPreconditioner(
             model, damping=damping, damping_mode=damping_mode, stat_every=stat_every,
-            inverse_every=inverse_every, ema=ema, include=include, exclude=exclude,
+            inverse_every=inverse_every, ema=ema, include=include, exclude=exclude, rank=rank,
         )
 
     @torch.no_grad()
@@ -188,6 +192,11 @@ class ActivationPreconditioner:
         include: fnmatch patterns over qualified module names (``model.named_modules()``); only
             matching layers are covered. None: all supported layers.
         exclude: fnmatch patterns of layers to leave to the base optimizer.
+        rank: None: exact AP, (Sigma + tau I)^-1 by Cholesky. An int k: layers with d > 2k inputs
+            (bias included) use the rank-k-plus-isotropic inverse of :mod:`ttfkit.optim.lowrank`
+            (top-k Ritz pairs by subspace iteration warm-started from the last refresh, the rest of
+            the spectrum at its mean), so G P costs 4 out d k instead of 2 out d^2; smaller layers stay
+            exact. Exact for k >= d and for a rank-k Sigma plus a multiple of I.
         max_retries: failed Cholesky factorisations retry with 10x the damping this many times; then
             the layer's raw gradient is used (logged).
         process_group: torch.distributed group for the statistics (default group when initialised).
@@ -203,6 +212,7 @@ class ActivationPreconditioner:
         ema: float | None = None,
         include: Iterable[str] | None = None,
         exclude: Iterable[str] | None = None,
+        rank: int | None = None,
         max_retries: int = 4,
         process_group=None,
     ):
@@ -218,11 +228,14 @@ class ActivationPreconditioner:
             raise ValueError(f"ema must be None or in [0, 1), got {ema=}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries=}")
+        if rank is not None and (int(rank) != rank or rank < 1):
+            raise ValueError(f"rank must be None (exact AP) or an integer >= 1, got {rank=}")
         self.damping = float(damping)
         self.damping_mode = damping_mode
         self.stat_every = int(stat_every)
         self.inverse_every = int(inverse_every)
         self.ema = ema
+        self.rank = None if rank is None else int(rank)
         self.max_retries = int(max_retries)
         self.process_group = process_group
         self.layers: dict[str, _Layer] = _find_layers(model, include, exclude)
@@ -247,10 +260,12 @@ class ActivationPreconditioner:
             self._fold_statistics()
         due = self._step % self.inverse_every == 0
         for name, layer in self.layers.items():
-            if layer.inverse is None or (due and layer.fresh):
+            if layer.empty() or (due and layer.fresh):
                 self._refresh(name, layer)
             if layer.inverse is not None:
                 _apply(layer)
+            elif layer.lowrank is not None:
+                _apply_lowrank(layer)
         self._step += 1
         self._recording = self._step % self.stat_every == 0
 
@@ -267,7 +282,8 @@ class ActivationPreconditioner:
                          for k, v in layer.stateful().items()} for name, layer in self.layers.items()}
         return {"step": self._step, "recording": self._recording, "layers": layers,
                 "config": {"damping": self.damping, "damping_mode": self.damping_mode,
-                           "stat_every": self.stat_every, "inverse_every": self.inverse_every, "ema": self.ema}}
+                           "stat_every": self.stat_every, "inverse_every": self.inverse_every, "ema": self.ema,
+                           "rank": self.rank}}
 
     def load_state_dict(self, state_dict: dict) -> None:
         layers = state_dict.get("layers")
@@ -282,7 +298,7 @@ class ActivationPreconditioner:
     def __repr__(self) -> str:
         return (f"ActivationPreconditioner({len(self.layers)} layers, damping={self.damping}, "
                 f"damping_mode={self.damping_mode!r}, stat_every={self.stat_every}, "
-                f"inverse_every={self.inverse_every}, ema={self.ema})")
+                f"inverse_every={self.inverse_every}, ema={self.ema}, rank={self.rank})")
 
     # ---- internals ----------------------------------------------------------------------------
     def _fold_statistics(self) -> None:
@@ -322,10 +338,13 @@ class ActivationPreconditioner:
             layer.window = None
         if not torch.isfinite(sigma).all():
             logger.warning("DoPr: non-finite input covariance in layer %r; using its raw gradient", name)
-            layer.inverse, layer.tau = None, None
+            layer.inverse, layer.lowrank, layer.tau = None, None, None
             return
         tau = self.damping * (sigma.diagonal().sum().item() / d if self.damping_mode == "trace" else 1.0)
         tau = max(tau, _MIN_TAU)
+        if self.rank is not None and d > 2 * self.rank:
+            self._refresh_lowrank(name, layer, sigma, tau)
+            return
         eye = torch.eye(d, dtype=sigma.dtype, device=sigma.device)
         for attempt in range(self.max_retries + 1):
             factor, info = torch.linalg.cholesky_ex(sigma + tau * eye)
@@ -341,6 +360,19 @@ class ActivationPreconditioner:
         logger.warning("DoPr: Cholesky of layer %r failed up to tau=%.3g; using its raw gradient", name, tau / 10)
         layer.inverse, layer.tau = None, None
 
+    def _refresh_lowrank(self, name: str, layer: "_Layer", sigma: torch.Tensor, tau: float) -> None:
+        previous = layer.lowrank
+        start = None if previous is None else previous.basis
+        generator = torch.Generator().manual_seed(0)  # cold start: fixed, and the global RNG stays untouched
+        inverse = lowrank_inverse(sigma, tau, self.rank, start=start, generator=generator,
+                                  iters=_COLD_ITERS if previous is None else _WARM_ITERS)
+        if not (torch.isfinite(inverse.basis).all() and torch.isfinite(inverse.coef).all()
+                and inverse.scale < float("inf")):
+            logger.warning("DoPr: low-rank refresh of layer %r is not finite; using its raw gradient", name)
+            layer.lowrank, layer.tau = None, None
+            return
+        layer.lowrank, layer.tau = inverse, tau
+
 
 class _Layer:
     """One covered module: its parameters, running sums and cached inverse."""
@@ -354,12 +386,16 @@ class _Layer:
         self.acc = torch.zeros(d_in + 1, d_in + 1, dtype=torch.float32, device=self.weight.device)
         self.window: torch.Tensor | None = None  # ema=None: summed acc since refresh; else EMA of Sigma
         self.fresh = False  # new statistics since the last refresh
-        self.inverse: torch.Tensor | None = None  # (Sigma + tau I)^-1, (d, d)
+        self.inverse: torch.Tensor | None = None  # (Sigma + tau I)^-1, (d, d): exact AP
+        self.lowrank: LowRankInverse | None = None  # its rank-k-plus-isotropic form: cheap AP
         self.tau: float | None = None
+
+    def empty(self) -> bool:
+        return self.inverse is None and self.lowrank is None
 
     def stateful(self) -> dict:
         return {"acc": self.acc, "window": self.window, "fresh": self.fresh, "inverse": self.inverse,
-                "tau": self.tau}
+                "lowrank": None if self.lowrank is None else self.lowrank.state(), "tau": self.tau}
 
     def load(self, state: dict) -> None:
         if tuple(state["acc"].shape) != tuple(self.acc.shape):
@@ -370,6 +406,8 @@ class _Layer:
         self.window = None if state["window"] is None else state["window"].to(device).clone()
         self.fresh = bool(state["fresh"])
         self.inverse = None if state["inverse"] is None else state["inverse"].to(device).clone()
+        lowrank = state.get("lowrank")  # absent in states saved before the low-rank form existed
+        self.lowrank = None if lowrank is None else LowRankInverse.from_state(lowrank, device)
         self.tau = state["tau"]
 
 
@@ -472,6 +510,29 @@ def _apply(layer: _Layer) -> None:
     gb = bias.grad.float() if bias.grad is not None else torch.zeros(weight.shape[0], device=gw.device)  # (out,)
     mw = torch.addr(gw @ inverse[:-1, :-1], gb, inverse[-1, :-1])
     mb = torch.addmv(gb * inverse[-1, -1], gw, inverse[:-1, -1])
+    _write(layer, mw, mb)
+
+
+def _apply_lowrank(layer: _Layer) -> None:
+    """[dW, db] P with P = c I + U diag(coef) U^T (see :mod:`ttfkit.optim.lowrank`), in place, split
+    into the weight rows U_w and the bias row u_b of U as in :func:`_apply`."""
+    weight, bias, inverse = layer.weight, layer.bias, layer.lowrank
+    if weight.grad is None:
+        return
+    basis, coef, scale = inverse.basis, inverse.coef, inverse.scale
+    gw = weight.grad.reshape(weight.shape[0], -1).float()  # (out, d_in)
+    if bias is None:
+        projected = (gw @ basis) * coef  # (out, k)
+        weight.grad.copy_(torch.addmm(gw, projected, basis.T, beta=scale).view(weight.shape))
+        return
+    gb = bias.grad.float() if bias.grad is not None else torch.zeros(weight.shape[0], device=gw.device)  # (out,)
+    basis_w, basis_b = basis[:-1], basis[-1]
+    projected = torch.addr(gw @ basis_w, gb, basis_b) * coef  # (out, k)
+    _write(layer, torch.addmm(gw, projected, basis_w.T, beta=scale), torch.addmv(gb, projected, basis_b, beta=scale))
+
+
+def _write(layer: _Layer, mw: torch.Tensor, mb: torch.Tensor) -> None:
+    weight, bias = layer.weight, layer.bias
     weight.grad.copy_(mw.view(weight.shape))
     if bias.grad is None:
         bias.grad = mb.to(bias.dtype)
@@ -490,6 +551,8 @@ class _DoPrConfig(OptimizerConfig):
         stat_every: record input statistics every this many steps.
         inverse_every: refresh the cached (Sigma + tau I)^-1 every this many steps.
         ema: None (mean over the rows since the last refresh) or the EMA coefficient of Sigma.
+        rank: cheap AP's rank for layers with more than 2 * rank inputs; None: exact AP everywhere
+            (``--optim-option rank=null`` on the command line).
         momentum: Muon's Nesterov momentum (dopr-muon only).
     """
 
@@ -498,6 +561,7 @@ class _DoPrConfig(OptimizerConfig):
     stat_every: int = 10
     inverse_every: int = 50
     ema: float | None = None
+    rank: int | None = DEFAULT_RANK
     momentum: float = 0.95
     _base = "adamw"
 
@@ -511,11 +575,13 @@ class _DoPrConfig(OptimizerConfig):
             raise ValueError(f"stat_every and inverse_every must be >= 1, got {self.stat_every=}, {self.inverse_every=}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be None or in [0, 1), got {self.ema=}")
+        if self.rank is not None and (int(self.rank) != self.rank or self.rank < 1):
+            raise ValueError(f"rank must be None (exact AP) or an integer >= 1, got {self.rank=}")
 
     def build(self, model: nn.Module) -> DoPr:
         return DoPr(model, base=self._base, lr=self.lr, weight_decay=self.weight_decay, betas=self.betas,
                     eps=self.eps, momentum=self.momentum, damping=self.damping, damping_mode=self.damping_mode,
-                    stat_every=self.stat_every, inverse_every=self.inverse_every, ema=self.ema)
+                    stat_every=self.stat_every, inverse_every=self.inverse_every, ema=self.ema, rank=self.rank)
 
 
 @register_optimizer("dopr-adamw")
