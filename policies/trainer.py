@@ -97,6 +97,8 @@ class TrainConfig:
             loading the used keys into memory (``SequenceDataset(in_memory=False)``; stores larger than memory).
         cache_mb: chunk-cache budget in MiB with ``stream`` (shared by the DataLoader workers).
         device: "cpu", "cuda" (each DDP rank uses cuda:LOCAL_RANK) or "auto".
+        amp: bf16 autocast of the forward pass and loss (weights, gradients and optimizer state stay
+            float32); for GPUs with bf16 tensor cores.
     """
 
     dataset: str
@@ -132,6 +134,7 @@ class TrainConfig:
     stream: bool = False
     cache_mb: float = 256.0
     device: str = "cpu"
+    amp: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
@@ -280,7 +283,8 @@ def train(config: TrainConfig, resume: bool = False,
             noise = policy.draw_loss_noise(config.batch, _step_generator(config.seed, step, 1), "cpu")
             noise = {k: v[rank * per_rank:(rank + 1) * per_rank].to(device) for k, v in noise.items()}
             batch = _to_device(batch, device)
-            loss, _ = model(batch, noise=noise)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                loss, _ = model(batch, noise=noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(),

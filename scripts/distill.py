@@ -15,6 +15,8 @@ import argparse
 import logging
 import sys
 
+from ttfkit.scripts.device import add_device_argument, resolve_device
+
 __all__ = ["add_arguments", "main"]
 
 
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diag-fraction", type=float, default=0.75, help="share of the diagonal loss (0.75)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=100)
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser, what="distillation")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -44,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
+    args.device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

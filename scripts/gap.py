@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ttfkit.scripts.device import add_device_argument, resolve_device
 from ttfkit.scripts.train import key_value
 from ttfkit.scripts.gap_report import CheckpointRow, plot_gap, write_csv, write_report
 
@@ -52,7 +53,10 @@ class GapConfig:
         eval_episodes: closed-loop episodes per checkpoint (seeds 100000 + i for every checkpoint);
             raising it on a finished study evaluates only the missing episodes.
         eval_max_steps: episode limit in evaluation (None: the suite's).
-        n_envs: parallel evaluation envs (None: one per core).
+        n_envs: evaluation env slots, the policy batch (None: ``ttfkit.envs.evaluate``'s fixed default);
+            per-episode results do not depend on it. workers: evaluation processes (None: one per core).
+        device: torch device of training and of the evaluated policy ("auto": CUDA when present);
+            the envs always run on the CPU cores. amp: bf16 autocast in training.
     """
 
     env: str
@@ -73,6 +77,9 @@ class GapConfig:
     eval_episodes: int = 20
     eval_max_steps: int | None = None
     n_envs: int | None = None
+    workers: int | None = None
+    device: str = "auto"
+    amp: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "optims", tuple(self.optims))
@@ -134,8 +141,8 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
     """The checkpoint's first ``cfg.eval_episodes`` evaluation episodes, from ``ckpt/eval.json`` when
     it has them; missing episodes (a study rerun with more episodes) are evaluated and appended.
 
-    Episode i always uses seed 100000 + i, and the policy's noise is reseeded per batch of envs, so
-    an extended result equals a fresh one whenever the old count is a multiple of the batch size.
+    Episode i always uses seed 100000 + i and the policy's noise is seeded per episode, so an extended
+    result equals a fresh one.
     """
     from ttfkit.envs import EvalResult, evaluate
     from ttfkit.envs.evaluate import DEFAULT_EVAL_SEED
@@ -150,9 +157,10 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
                          f"move it away to re-evaluate")
     have = cached.n_episodes if cached is not None else 0
     if have < cfg.eval_episodes:
-        policy = load(ckpt)  # EMA weights when the checkpoint has them
+        policy = load(ckpt, device=resolve_device(cfg.device))  # EMA weights when the checkpoint has them
         bar = tqdm(total=cfg.eval_episodes, initial=have, desc=desc, unit="ep", leave=False)
         extra = evaluate(policy, cfg.env, cfg.eval_episodes - have, seed=DEFAULT_EVAL_SEED + have, n_envs=cfg.n_envs,
+                         workers=cfg.workers,
                          max_steps=cached.max_steps if cached is not None else cfg.eval_max_steps,
                          on_episode=lambda n, ok: bar.update(1))
         bar.close()
@@ -191,10 +199,10 @@ def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float,
     tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
                      steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
                      policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options),
-                     optim_options=dict(cfg.optim_options))
+                     optim_options=dict(cfg.optim_options), device=cfg.device, amp=cfg.amp)
     saved = run_dir / "train_config.json"
     if saved.exists():  # `out` may differ: a moved or copied run is still the same run
-        differ = config_diff(saved, tc, ignore=("out",))
+        differ = config_diff(saved, tc, ignore=("out", "device"))  # where it trains is not what it is
         if differ:
             raise ValueError(f"{saved} was trained with another config than this study's (saved, given): {differ}; "
                              f"use a new --out")
@@ -235,6 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument("--eval-max-steps", type=int)
     parser.add_argument("--n-envs", type=int)
+    parser.add_argument("--workers", type=int, help="evaluation processes (default: one per core; 0: in-process)")
+    add_device_argument(parser, what="training and the evaluated policy")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast in training (GPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy 2-core machine)")
     parser.add_argument("--out", required=True, help="report directory")
 
@@ -244,7 +255,8 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
     overrides = {k: v for k, v in dict(
         dataset=args.dataset, demos=args.demos, demo_noise=args.demo_noise, seeds=args.seeds, steps=args.steps,
         ckpt_every=args.ckpt_every, batch=args.batch, backbone=args.backbone, eval_episodes=args.eval_episodes,
-        eval_max_steps=args.eval_max_steps, n_envs=args.n_envs,
+        eval_max_steps=args.eval_max_steps, n_envs=args.n_envs, workers=args.workers, device=args.device,
+        amp=args.amp or None,
         optims=tuple(args.optims.split(",")) if args.optims else None,
         lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None,
         optim_options=dict(args.optim_option) if args.optim_option else None).items()
