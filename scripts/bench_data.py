@@ -9,7 +9,15 @@ persistent workers), plus a baseline in the same process: the same windows read 
 without the in-memory cache (``num_workers`` 0, fewer batches). Each repeat times ``--batches``
 batches after ``--warmup`` batches; the median and min/max over ``--repeats`` are reported.
 
-Usage: ``python -m ttfkit.scripts.bench_data [--repeats 5] [--batches 20] [--threads 1] [--quick]``
+Streaming (``--stream``, issue 17): a pixel store larger than the cache (``--stream-episodes`` x 200
+steps of 84x84x3 uint8 + ``agent_pos``, ~254 MB at 60 episodes) read with ``SequenceDataset(in_memory=False,
+cache_mb=--cache-mb)`` at ``num_workers`` 0 and 2, with random-crop augmentation (84 -> 76, the
+encoders' ``crop_images``) applied to each batch inside the loader; reported against the trainer's
+samples/s for the pixel policy (flow + MLP + the default conv encoder with crop 0.9, To=2, timed
+forward+backward+AdamW steps at ``--train-batch``, in this process) and with the peak resident memory
+of the main process plus its workers (``VmHWM``, reset before the timed batches) next to the cache size.
+
+Usage: ``python -m ttfkit.scripts.bench_data [--repeats 5] [--batches 20] [--threads 1] [--quick] [--stream]``
 
 With ``num_workers=0`` the batch is collated (``torch.stack``) in the main process with torch's
 intra-op threads; on a loaded machine more than one thread there can be far slower than one.
@@ -52,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="where to write the datasets")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads of the main process (default: torch's)")
+    parser.add_argument("--stream", action="store_true", help="only the streaming benchmark (see above)")
+    parser.add_argument("--stream-episodes", type=int, default=60, help="episodes of the streamed store")
+    parser.add_argument("--cache-mb", type=float, default=32.0, help="chunk cache of the streamed dataset")
+    parser.add_argument("--train-batch", type=int, default=32, help="batch of the timed trainer steps")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -59,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats, args.batches, args.baseline_batches, args.warmup = 2, 3, 1, 1
 
     _print_header()
+    if args.stream:
+        with tempfile.TemporaryDirectory(dir=args.root) as tmp:
+            _stream_bench(args, Path(tmp))
+        return 0
     with tempfile.TemporaryDirectory(dir=args.root) as tmp:
         specs = _dataset_specs(args.quick)
         for name, spec in specs.items():
@@ -129,25 +145,136 @@ class _UncachedWindows(Dataset):
         return {"obs": obs, "action": torch.from_numpy(take[self.ds.action_key]).float()}
 
 
-def _time_loader(ds: Dataset, workers: int, repeats: int, batches: int, warmup: int) -> dict:
+def _time_loader(ds: Dataset, workers: int, repeats: int, batches: int, warmup: int, collate=None,
+                 measure_memory: bool = False) -> dict:
     loader = DataLoader(ds, batch_size=BATCH, shuffle=True, drop_last=True,
                         num_workers=workers, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(0))
-    rates = []
+                        generator=torch.Generator().manual_seed(0), collate_fn=collate)
+    rates, peaks = [], []
     for _ in range(repeats):
         it = iter(loader)
         for _ in range(warmup):
             next(it)
+        pids = [os.getpid(), *_children()]
+        if measure_memory:
+            _reset_peak_rss(pids)
         t0 = time.perf_counter()
         for _ in range(batches):
             batch = next(it)
         dt = time.perf_counter() - t0
         assert batch["action"].shape == (BATCH, HORIZON, 4)
         rates.append(batches * BATCH / dt)
+        if measure_memory:
+            peaks.append(_rss_mb(pids))
         del it
-    return {"samples_per_s_median": round(statistics.median(rates), 1),
-            "samples_per_s_min": round(min(rates), 1), "samples_per_s_max": round(max(rates), 1),
-            "repeats": repeats, "timed_batches": batches}
+    out = {"samples_per_s_median": round(statistics.median(rates), 1),
+           "samples_per_s_min": round(min(rates), 1), "samples_per_s_max": round(max(rates), 1),
+           "repeats": repeats, "timed_batches": batches}
+    if measure_memory:
+        out["peak_rss_mb_main_then_workers"] = [round(max(p[i] for p in peaks), 1) for i in range(len(peaks[0]))]
+    return out
+
+
+def _stream_bench(args: argparse.Namespace, tmp: Path) -> None:
+    from ttfkit.policies.encoders import crop_images
+
+    episodes = max(2, args.stream_episodes // (10 if args.quick else 1))
+    t0 = time.perf_counter()
+    path = _make_dataset(tmp / "stream.zarr", episodes=episodes, steps=200, obs_dim=4, image=84)
+    store_mb = episodes * 200 * 84 * 84 * 3 / 2**20
+    common = {"dataset": "stream", "episodes": episodes, "steps": 200, "image": 84, "store_mb": round(store_mb, 1),
+              "cache_mb": args.cache_mb, "batch": BATCH, "build_s": round(time.perf_counter() - t0, 1),
+              "augmentation": "random crop 84->76 in the loader"}
+    trainer = _trainer_rate(args.train_batch, 2 if args.quick else 3)
+    print(json.dumps({"config": "trainer_pixel_policy", **trainer}), flush=True)
+    for workers in args.workers:
+        ds = SequenceDataset(path, horizon=HORIZON, n_obs_steps=N_OBS, n_action_steps=N_ACT,
+                             obs_keys=("pixels", "agent_pos"), split="all", in_memory=False, cache_mb=args.cache_mb)
+        collate = _CropCollate(crop_images)
+        common["main_rss_mb_before"] = round(_rss_mb([os.getpid()], "VmRSS")[0], 1)
+        res = _time_loader(ds, workers, args.repeats, args.batches, args.warmup, collate=collate,
+                           measure_memory=True)
+        ratio = res["samples_per_s_median"] / trainer["samples_per_s"]
+        print(json.dumps({**common, "config": "sequence_dataset_stream", "num_workers": workers, **res,
+                          "vs_trainer": round(ratio, 1)}), flush=True)
+
+
+class _CropCollate:
+    """default_collate, then a random 76x76 crop of every (B, To, 3, 84, 84) image key, per image."""
+
+    def __init__(self, crop) -> None:
+        self.crop, self.generator = crop, None
+
+    def __call__(self, items: list[dict]) -> dict:
+        from torch.utils.data import default_collate
+
+        if self.generator is None:  # one per process (workers get their own copy)
+            self.generator = torch.Generator().manual_seed(os.getpid())
+        batch = default_collate(items)
+        for key, x in batch["obs"].items():
+            if x.ndim == 5:
+                flat = self.crop(x.flatten(0, 1), (76, 76), random=True, generator=self.generator)
+                batch["obs"][key] = flat.unflatten(0, x.shape[:2])
+        return batch
+
+
+def _trainer_rate(batch: int, steps: int) -> dict:
+    """Samples/s of forward+backward+AdamW steps of the pixel policy the trainer builds by default."""
+    from ttfkit.policies import make_policy
+
+    torch.manual_seed(0)
+    policy = make_policy("flow", obs_shapes={"agent_pos": (4,), "pixels": (3, 84, 84)}, action_dim=4,
+                         horizon=HORIZON, n_obs_steps=N_OBS, n_action_steps=N_ACT, backbone="mlp",
+                         encoder={"crop_ratio": 0.9}).train()
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    data = {"obs": {"agent_pos": torch.randn(batch, N_OBS, 4), "pixels": torch.rand(batch, N_OBS, 3, 84, 84)},
+            "action": torch.rand(batch, HORIZON, 4) * 2 - 1}
+    times = []
+    for i in range(steps + 1):  # the first step is warm-up
+        t0 = time.perf_counter()
+        loss, _ = policy.compute_loss(data)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    step_s = statistics.median(times)
+    return {"policy": "flow/mlp, conv encoder (32 ch, crop 0.9), To=2, 84x84", "batch": batch,
+            "step_s_median": round(step_s, 3), "samples_per_s": round(batch / step_s, 1), "timed_steps": steps}
+
+
+def _rss_mb(pids: list[int], field: str = "VmHWM") -> list[float]:
+    """``field`` (VmHWM: peak resident, VmRSS: resident) of each of ``pids`` in MiB (0 if it ended)."""
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                out.append(int(next(line for line in f if line.startswith(field)).split()[1]) / 1024)
+        except (OSError, StopIteration):
+            out.append(0.0)
+    return out
+
+
+def _reset_peak_rss(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def _children() -> list[int]:
+    me, out = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
 
 
 def _print_header() -> None:
