@@ -219,28 +219,14 @@ class _CropCollate:
 
 
 def _trainer_rate(batch: int, steps: int) -> dict:
-    """Samples/s of forward+backward+AdamW steps of the pixel policy the trainer builds by default."""
-    from ttfkit.policies import make_policy
+    """Samples/s of forward+backward+AdamW steps of the pixel policy the trainer builds by default
+    (``bench_encoders.measure`` with the default conv encoder)."""
+    from ttfkit.scripts.bench_encoders import ENCODERS, measure
 
-    torch.manual_seed(0)
-    policy = make_policy("flow", obs_shapes={"agent_pos": (4,), "pixels": (3, 84, 84)}, action_dim=4,
-                         horizon=HORIZON, n_obs_steps=N_OBS, n_action_steps=N_ACT, backbone="mlp",
-                         encoder={"crop_ratio": 0.9}).train()
-    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
-    data = {"obs": {"agent_pos": torch.randn(batch, N_OBS, 4), "pixels": torch.rand(batch, N_OBS, 3, 84, 84)},
-            "action": torch.rand(batch, HORIZON, 4) * 2 - 1}
-    times = []
-    for i in range(steps + 1):  # the first step is warm-up
-        t0 = time.perf_counter()
-        loss, _ = policy.compute_loss(data)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i:
-            times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
+    res = measure(ENCODERS["conv32"], batch, steps, latency_repeats=1)
     return {"policy": "flow/mlp, conv encoder (32 ch, crop 0.9), To=2, 84x84", "batch": batch,
-            "step_s_median": round(step_s, 3), "samples_per_s": round(batch / step_s, 1), "timed_steps": steps}
+            "step_s_median": res["train_step_s_median"], "samples_per_s": res["train_samples_per_s"],
+            "timed_steps": steps}
 
 
 def _rss_mb(pids: list[int], field: str = "VmHWM") -> list[float]:
