@@ -11,8 +11,11 @@ Observation (dict, float32 unless noted), from Fetch's 25-dim ``observation`` ``
 
 Fetch's ``object_rel_pos`` (``o[6:9]``) and ``achieved_goal`` are the object position relative to
 the gripper and the object position, so nothing is lost. Episodes last 50 steps (gymnasium
-``TimeLimit``); ``terminated`` is always False; ``info["is_success"]`` is True while the object is
+``TimeLimit``); ``terminated`` is False unless ``terminate_on_success=True`` (ends an episode at its
+first success, as LeRobot's rollout expects); ``info["is_success"]`` is True while the object is
 within 5 cm of the goal. Layouts (object and goal) are drawn from ``reset(seed=...)``.
+gymnasium-robotics gives no observation bounds (its spaces are unbounded), so neither does this.
+``render_fps`` is 1 / the simulator's step (25).
 """
 
 from __future__ import annotations
@@ -49,13 +52,15 @@ class FetchEnv(TaskEnv):
         camera: a camera name of the Fetch model (``head_camera_rgb``, ...) or ``None`` for a free
             camera looking at the table (``FREE_CAMERA``).
         render_mode: ``None`` or ``"rgb_array"``; render_size: side of the ``render()`` frame.
+        terminate_on_success: end the episode (``terminated=True``) at the first success.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # 1 / (timestep 0.002 x 20 substeps)
     suite = "Fetch"
 
     def __init__(self, task: str, pixels: bool = False, image_size: int = 96, camera: str | None = None,
-                 render_mode: str | None = None, render_size: int = 256) -> None:
+                 render_mode: str | None = None, render_size: int = 256,
+                 terminate_on_success: bool = False) -> None:
         if task not in TASKS:
             raise KeyError(f"unknown Fetch task {task!r}; known: {sorted(TASKS)}")
         try:
@@ -68,6 +73,7 @@ class FetchEnv(TaskEnv):
         self._init_views(agent_dim=AGENT_POS_DIM, env_dim=ENV_STATE_DIM, pixels=pixels, image_size=image_size,
                          render_mode=render_mode, render_size=render_size,
                          camera=dict(FREE_CAMERA) if camera is None else camera)
+        self.terminate_on_success = terminate_on_success
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -79,7 +85,9 @@ class FetchEnv(TaskEnv):
     def step(self, action: np.ndarray):
         action = self._check_action(action)
         raw, reward, _, _, info = self._env.step(action)
-        return self._obs(raw), float(reward), False, False, {"is_success": bool(info["is_success"])}
+        success = bool(info["is_success"])
+        terminated = self.terminate_on_success and success
+        return self._obs(raw), float(reward), terminated, False, {"is_success": success}
 
     def layout(self) -> np.ndarray:
         """The current episode's layout: initial object xy and goal xyz (5,)."""

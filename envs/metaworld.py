@@ -19,9 +19,14 @@ The previous-frame copy ``s[18:36]`` is dropped (policies stack their own observ
 bundled scripted policy reads it, so ``to_metaworld_obs`` rebuilds the 39-dim vector the experts
 expect from the dict alone (previous frame = current frame).
 
+Observation bounds are Meta-World's own where it knows them (hand workspace, gripper [-1, 1], the
+task's goal range); object poses are unbounded. ``render_fps`` is 1 / the simulator's step (80).
+
 Episodes: the time limit is gymnasium's ``TimeLimit`` (default 500 = Meta-World's
 ``max_path_length``; ``gymnasium.make(id, max_episode_steps=N)`` changes it). ``terminated`` is
-always False (Meta-World convention); ``info["is_success"]`` is Meta-World's ``info["success"]``.
+False (Meta-World convention) unless ``terminate_on_success=True``, which ends an episode at its
+first success as LeRobot's sim envs do (its rollout reads success only at termination);
+``info["is_success"]`` is Meta-World's ``info["success"]``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from ttfkit.envs.base import TaskEnv
 from ttfkit.envs.registry import register_env
@@ -81,13 +87,15 @@ class MetaWorldEnv(TaskEnv):
             ``corner3``, ``corner4``, ``topview``, ``behindGripper``, ``gripperPOV``).
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns a render_size frame).
         render_size: side of the ``render()`` frame (videos).
+        terminate_on_success: end the episode (``terminated=True``) at the first success.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}  # 1 / (timestep 0.0025 x frame_skip 5)
     suite = "Meta-World"
 
     def __init__(self, task: str, pixels: bool = False, image_size: int = 96, camera: str = "corner",
-                 render_mode: str | None = None, render_size: int = 256) -> None:
+                 render_mode: str | None = None, render_size: int = 256,
+                 terminate_on_success: bool = False) -> None:
         if task not in TASKS:
             raise KeyError(f"unknown Meta-World v3 task {task!r}; known: {', '.join(TASKS)}")
         try:
@@ -106,6 +114,11 @@ class MetaWorldEnv(TaskEnv):
         self._env = env
         self._init_views(agent_dim=AGENT_POS_DIM, env_dim=ENV_STATE_DIM, pixels=pixels, image_size=image_size,
                          render_mode=render_mode, render_size=render_size, camera=camera, rotate180=True)
+        bounds = env.sawyer_observation_space  # finite for hand, gripper and goal
+        for key, idx in (("agent_pos", np.r_[0:4]), ("environment_state", np.r_[4:18, 36:39])):
+            self.observation_space[key] = spaces.Box(bounds.low[idx].astype(np.float32),
+                                                     bounds.high[idx].astype(np.float32), dtype=np.float32)
+        self.terminate_on_success = terminate_on_success
 
     # -- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -117,7 +130,9 @@ class MetaWorldEnv(TaskEnv):
     def step(self, action: np.ndarray):
         action = self._check_action(action)
         raw, reward, _, _, info = self._env.step(action)
-        return self._obs(raw), float(reward), False, False, {"is_success": bool(info["success"])}
+        success = bool(info["success"])
+        terminated = self.terminate_on_success and success
+        return self._obs(raw), float(reward), terminated, False, {"is_success": success}
 
     # -- helpers --------------------------------------------------------------------------------
     def layout(self) -> np.ndarray:

@@ -33,7 +33,7 @@ def register_env(env_id: str, entry_point: str, max_episode_steps: int, kwargs: 
     if max_episode_steps <= 0:
         raise ValueError(f"{max_episode_steps=} must be positive for {env_id!r}")
     gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps,
-                 kwargs=dict(kwargs), disable_env_checker=True)
+                 kwargs=dict(kwargs))  # gymnasium's passive env checker stays on (its default)
     _ENV_IDS.append(env_id)
 
 
@@ -63,7 +63,8 @@ def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
         seed: when given, the env is reset once with ``reset(seed=seed)`` and its action space is
             seeded, so later ``reset()`` calls without a seed continue that random stream.
         kwargs: env options (``pixels=True``, ``image_size``, ``camera``, ``render_mode``,
-            ``render_size``) and gymnasium's ``max_episode_steps``.
+            ``render_size``, ``terminate_on_success``) and gymnasium's ``max_episode_steps`` /
+            ``disable_env_checker``.
     """
     _check_id(env_id)
     env = gym.make(env_id, **kwargs)

@@ -3,11 +3,11 @@
 LeRobot 0.4.4's ``lerobot.scripts.lerobot_eval.rollout`` drives a gymnasium vector env whose
 observations are ``agent_pos`` / ``environment_state`` / ``pixels`` and reads success from
 ``final_info["is_success"]`` when an episode ends, the convention of its own sim envs (gym-pusht,
-gym-aloha), which terminate on success. ttfkit's Meta-World and Fetch envs never terminate
-(``terminated`` is always False), so :func:`evaluate_in_lerobot` wraps each env to end an episode at
-its first success: the same protocol as ``ttfkit.envs.evaluate(..., stop_on_success=True)``.
-A single ``pixels`` array reaches the policy as ``observation.image`` (LeRobot's name for one
-camera); the pre-processor's rename step maps it to ``observation.images.pixels``.
+gym-aloha), which terminate on success. ttfkit's Meta-World and Fetch envs do that with the env
+option ``terminate_on_success=True`` (ttfkit's own evaluator does not need it), which
+:func:`evaluate_in_lerobot` sets: the same protocol as ``ttfkit.envs.evaluate(..., stop_on_success=True)``.
+A single ``pixels`` array reaches the policy as ``observation.image``, the name ``ttf export lerobot``
+gives it; exports made before that (``observation.images.pixels``) get a rename step override.
 """
 
 from __future__ import annotations
@@ -55,16 +55,16 @@ def evaluate_in_lerobot(policy_dir: str | os.PathLike, env_id: str, seeds: list[
     if generator is not None:  # rollout calls select_action(observation): bind the generator
         policy.select_action = functools.partial(policy.select_action, generator=generator)
     overrides = {}
-    if any(k.startswith("observation.images.") for k in policy.config.input_features):
-        camera = next(k for k in policy.config.input_features if k.startswith("observation.images."))
-        overrides = {"rename_observations_processor": {"rename_map": {"observation.image": camera}}}
+    cameras = [k for k in policy.config.input_features if k.startswith("observation.images.")]
+    if len(cameras) == 1 and "observation.image" not in policy.config.input_features:
+        overrides = {"rename_observations_processor": {"rename_map": {"observation.image": cameras[0]}}}
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(Path(policy_dir)),
                                          preprocessor_overrides=overrides)
     identity = PolicyProcessorPipeline(steps=[])
-    kwargs = dict(env_kwargs or {})
+    kwargs = {"terminate_on_success": True, **(env_kwargs or {})}
     if max_steps is not None:
         kwargs["max_episode_steps"] = max_steps
-    factory = functools.partial(_success_terminates, functools.partial(make_env, env_id, **kwargs))
+    factory = functools.partial(make_env, env_id, **kwargs)
     success, returns, lengths = [], [], []
     for seed in seeds:
         env = gym.vector.SyncVectorEnv([factory], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -80,12 +80,3 @@ def evaluate_in_lerobot(policy_dir: str | os.PathLike, env_id: str, seeds: list[
         lengths.append(length)
     return LeRobotRollout(seeds=list(seeds), success=success, returns=returns, lengths=lengths)
 
-
-class _TerminateOnSuccess(gym.Wrapper):
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated or bool(info.get("is_success", False)), truncated, info
-
-
-def _success_terminates(make):
-    return _TerminateOnSuccess(make())

@@ -25,14 +25,14 @@ class _WithGenerator:
         return self.policy.select_action(obs, generator=self.generator)
 
 
-def _both(policy_dir, ckpt, seed0: int, n: int, max_steps: int):
+def _both(policy_dir, ckpt, seed0: int, n: int, max_steps: int, env_kwargs: dict | None = None):
     """ttfkit's evaluator and LeRobot's rollout on the same seeds, noise from equal generators."""
     from lerobot_policy_ttfkit.rollout_ttfkit import evaluate_in_lerobot
 
     ours = evaluate(_WithGenerator(load(ckpt), torch.Generator().manual_seed(0)), ENV, n_episodes=n,
-                    seed=seed0, n_envs=1, max_steps=max_steps)
+                    seed=seed0, n_envs=1, max_steps=max_steps, env_kwargs=env_kwargs)
     theirs = evaluate_in_lerobot(policy_dir, ENV, list(range(seed0, seed0 + n)), max_steps=max_steps,
-                                 generator=torch.Generator().manual_seed(0))
+                                 generator=torch.Generator().manual_seed(0), env_kwargs=env_kwargs)
     return ours, theirs
 
 
@@ -51,11 +51,44 @@ def test_lerobot_rollout_matches_ttfkit_evaluator_step_for_step(tmp_path, helper
                          num_steps=2, **tiny)
     policy.save(tmp_path / "ckpt")
     exported = export_ttfkit_policy(tmp_path / "ckpt", tmp_path / "lr")
-    ours, theirs = _both(exported, tmp_path / "ckpt", seed0=500, n=2, max_steps=20)
-    assert theirs.lengths == list(ours.lengths)
-    assert theirs.success == list(ours.successes)
-    # Same actions up to float rounding (LeRobot MIN_MAX with the exported min/max = ttfkit's map).
+    for seed in (500, 501):  # one episode per call: each starts from the same noise stream
+        ours, theirs = _both(exported, tmp_path / "ckpt", seed0=seed, n=1, max_steps=20)
+        assert theirs.lengths == list(ours.lengths)
+        assert theirs.success == list(ours.successes)
+        # Same actions up to float rounding (LeRobot MIN_MAX with the exported min/max = ttfkit's map).
+        np.testing.assert_allclose(theirs.returns, ours.returns, rtol=1e-6)
+
+
+def test_pixel_policy_in_lerobots_rollout(tmp_path, helpers):
+    """A policy reading ``pixels``: LeRobot's gym wrapper hands it over as ``observation.image``,
+    the name the export uses, and the rollout agrees with ttfkit's evaluator step for step."""
+    from lerobot_policy_ttfkit.export_ttfkit import export_ttfkit_policy
+
+    from ttfkit.data import Normalizer, ReplayBuffer
+    from ttfkit.policies import make_policy
+
+    env_kwargs = {"pixels": True, "image_size": 24}
+    collect(ENV, 1, tmp_path / "demos.zarr", seed=0, pixels=True, env_kwargs={"image_size": 24})
+    buf = ReplayBuffer.open(tmp_path / "demos.zarr")
+    norm = Normalizer.fit(buf, ["agent_pos", "pixels", "action"], mode="minmax")
+    shapes = {"agent_pos": buf["agent_pos"].shape[1:], "pixels": (3, 24, 24)}
+    policy = make_policy("flow", normalizer=norm, obs_shapes=shapes, action_dim=buf["action"].shape[1],
+                         num_steps=2, **helpers.tiny)
+    with torch.no_grad():  # non-zero weights everywhere, so the image path moves the actions
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    policy.save(tmp_path / "ckpt")
+    exported = export_ttfkit_policy(tmp_path / "ckpt", tmp_path / "lr")
+    assert "observation.image" in load_config_features(exported)
+    ours, theirs = _both(exported, tmp_path / "ckpt", seed0=700, n=1, max_steps=12, env_kwargs=env_kwargs)
+    assert theirs.lengths == list(ours.lengths) == [12]
     np.testing.assert_allclose(theirs.returns, ours.returns, rtol=1e-6)
+
+
+def load_config_features(policy_dir) -> list[str]:
+    import json
+
+    return list(json.loads((policy_dir / "config.json").read_text())["input_features"])
 
 
 @pytest.mark.slow
