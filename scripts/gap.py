@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ttfkit.scripts.device import add_device_argument, resolve_device
 from ttfkit.scripts.train import key_value
 from ttfkit.scripts.gap_report import CheckpointRow, plot_gap, write_csv, write_report
+from ttfkit.scripts.gap_tune import STUDY_PRESETS
 
 __all__ = ["GapConfig", "PRESETS", "run_gap", "add_arguments", "main"]
 
@@ -50,6 +51,12 @@ class GapConfig:
         backbone: policy backbone ("mlp", "unet", "transformer").
         policy_options / backbone_options / optim_options: extra policy / backbone / optimizer config
             fields (optim_options go to every optimizer in ``optims``, e.g. {"damping": 1e-3}).
+        optim_lrs: per-optimizer lr grids replacing ``lrs`` for the optimizers named, e.g.
+            {"dopr-adamw": (1e-3, 1e-2)}.
+        tune_episodes: 0: every lr of the grid is trained on the reported seeds and evaluated. N > 0: each
+            optimizer's lr is first picked on tuning runs and N tuning episodes per checkpoint (env
+            seeds 50000 + i), and only that lr is reported (``ttfkit.scripts.gap_tune``).
+        tune_seed: training seed of the tuning runs (outside the reported seeds 0 .. seeds-1).
         eval_episodes: closed-loop episodes per checkpoint (seeds 100000 + i for every checkpoint);
             raising it on a finished study evaluates only the missing episodes.
         eval_max_steps: episode limit in evaluation (None: the suite's).
@@ -74,6 +81,9 @@ class GapConfig:
     policy_options: dict = field(default_factory=dict)
     backbone_options: dict = field(default_factory=dict)
     optim_options: dict = field(default_factory=dict)
+    optim_lrs: dict = field(default_factory=dict)
+    tune_episodes: int = 0
+    tune_seed: int = 1000
     eval_episodes: int = 20
     eval_max_steps: int | None = None
     n_envs: int | None = None
@@ -89,8 +99,20 @@ class GapConfig:
                 raise ValueError(f"GapConfig: {name} must be >= 1, got {getattr(self, name)}")
         if not self.optims or not self.lrs:
             raise ValueError(f"GapConfig: need at least one optimizer and lr, got {self.optims=}, {self.lrs=}")
+        object.__setattr__(self, "optim_lrs", {k: tuple(float(x) for x in v) for k, v in self.optim_lrs.items()})
+        if set(self.optim_lrs) - set(self.optims) or not all(self.optim_lrs.values()):
+            raise ValueError(f"GapConfig: optim_lrs needs a non-empty grid per optimizer of {self.optims}, "
+                             f"got {self.optim_lrs=}")
+        if self.tune_episodes < 0 or (self.tune_episodes and 0 <= self.tune_seed < self.seeds):
+            raise ValueError(f"GapConfig: tune_episodes must be >= 0 and tune_seed outside the reported seeds "
+                             f"0..{self.seeds - 1}, got {self.tune_episodes=}, {self.tune_seed=}")
         if self.ckpt_every > self.steps:
             raise ValueError(f"GapConfig: ckpt_every ({self.ckpt_every}) exceeds steps ({self.steps})")
+
+
+    def lrs_for(self, optim: str) -> tuple[float, ...]:
+        """The lr grid of one optimizer: ``optim_lrs[optim]`` when given, else ``lrs``."""
+        return self.optim_lrs.get(optim, self.lrs)
 
 
 # Presets. `demo` is what `make demo` runs: shelf-place from 10 scripted demos, where a screen put
@@ -105,6 +127,8 @@ PRESETS: dict[str, list[dict]] = {
              for task in ("shelf-place", "stick-pull", "bin-picking")],
 }
 
+PRESETS.update(STUDY_PRESETS)  # the DoPr study of issue 18: 6 settings, lr tuned per optimizer
+
 
 def run_gap(cfg: GapConfig) -> str:
     """Run (or resume) the study; returns report.md's text."""
@@ -116,7 +140,12 @@ def run_gap(cfg: GapConfig) -> str:
     dataset = cfg.dataset or _collect_demos(cfg, out / "demos.zarr")
 
     rows: list[CheckpointRow] = []
-    runs = [(opt, lr, seed) for opt in cfg.optims for lr in cfg.lrs for seed in range(cfg.seeds)]
+    lrs = {opt: cfg.lrs_for(opt) for opt in cfg.optims}
+    if cfg.tune_episodes:
+        from ttfkit.scripts.gap_tune import tune_lrs
+
+        lrs = tune_lrs(cfg, dataset)  # {optimizer: (picked lr,)}
+    runs = [(opt, lr, seed) for opt in cfg.optims for lr in lrs[opt] for seed in range(cfg.seeds)]
     for i, (opt, lr, seed) in enumerate(runs):
         stage = f"[{i + 1}/{len(runs)}] {opt} lr={lr:g} seed={seed}"
         run_dir = out / "runs" / f"{opt}_lr{lr:g}_seed{seed}"
@@ -134,10 +163,14 @@ def run_gap(cfg: GapConfig) -> str:
     details = (f"Task `{cfg.env}`; dataset `{dataset}`; {cfg.backbone} flow policy; {cfg.steps} steps at batch "
                f"{cfg.batch}, checkpoints every {cfg.ckpt_every}; {cfg.eval_episodes} evaluation episodes per "
                f"checkpoint (seeds from 100000, disjoint from demo seeds); training seeds 0..{cfg.seeds - 1}.")
+    if cfg.tune_episodes:
+        details += (f" Each optimizer's lr was picked on tuning runs (training seed {cfg.tune_seed}, "
+                    f"{cfg.tune_episodes} episodes from env seed 50000): tune/tune.md.")
     return write_report(rows, out, f"TTF gap on {cfg.env}", details)
 
 
-def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
+def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str, first_seed: int | None = None,
+                     name: str = "eval.json", episodes: int | None = None):
     """The checkpoint's first ``cfg.eval_episodes`` evaluation episodes, from ``ckpt/eval.json`` when
     it has them; missing episodes (a study rerun with more episodes) are evaluated and appended.
 
@@ -148,18 +181,20 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
     from ttfkit.envs.evaluate import DEFAULT_EVAL_SEED
     from ttfkit.policies import load
 
-    path = ckpt / "eval.json"
+    first = DEFAULT_EVAL_SEED if first_seed is None else first_seed  # tuning: other seeds, other file
+    want = cfg.eval_episodes if episodes is None else episodes
+    path = ckpt / name
     cached = EvalResult.from_json(path.read_text()) if path.exists() else None
-    if cached is not None and (cached.env_id != cfg.env or cached.seeds[:1] != (DEFAULT_EVAL_SEED,)
+    if cached is not None and (cached.env_id != cfg.env or cached.seeds[:1] != (first,)
                                or (cfg.eval_max_steps is not None and cached.max_steps != cfg.eval_max_steps)):
         raise ValueError(f"{path}: evaluated on {cached.env_id} (first seed {cached.seeds[:1]}, max_steps "
                          f"{cached.max_steps}), not as this study asks ({cfg.env}, max_steps {cfg.eval_max_steps}); "
                          f"move it away to re-evaluate")
     have = cached.n_episodes if cached is not None else 0
-    if have < cfg.eval_episodes:
+    if have < want:
         policy = load(ckpt, device=resolve_device(cfg.device))  # EMA weights when the checkpoint has them
-        bar = tqdm(total=cfg.eval_episodes, initial=have, desc=desc, unit="ep", leave=False)
-        extra = evaluate(policy, cfg.env, cfg.eval_episodes - have, seed=DEFAULT_EVAL_SEED + have, n_envs=cfg.n_envs,
+        bar = tqdm(total=want, initial=have, desc=desc, unit="ep", leave=False)
+        extra = evaluate(policy, cfg.env, want - have, seed=first + have, n_envs=cfg.n_envs,
                          workers=cfg.workers,
                          max_steps=cached.max_steps if cached is not None else cfg.eval_max_steps,
                          on_episode=lambda n, ok: bar.update(1))
@@ -168,7 +203,7 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(cached.to_json())
         tmp.replace(path)
-    return cached.head(cfg.eval_episodes)
+    return cached.head(want)
 
 
 def _collect_demos(cfg: GapConfig, path: Path) -> str:
@@ -240,6 +275,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", choices=["mlp", "unet", "transformer"])
     parser.add_argument("--optim-option", type=key_value, action="append", metavar="KEY=VALUE",
                         help="optimizer config field for every run, e.g. damping=1e-3 (repeatable)")
+    parser.add_argument("--optim-lr", type=key_value, action="append", metavar="OPT=LR,LR",
+                        help="lr grid of one optimizer, replacing --lr for it (repeatable)")
+    parser.add_argument("--tune-episodes", type=int,
+                        help="first pick each optimizer's lr on tuning runs and this many tuning episodes")
+    parser.add_argument("--tune-seed", type=int, help="training seed of the tuning runs (default 1000)")
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument("--eval-max-steps", type=int)
     parser.add_argument("--n-envs", type=int)
@@ -259,6 +299,8 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
         amp=args.amp or None,
         optims=tuple(args.optims.split(",")) if args.optims else None,
         lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None,
+        tune_episodes=args.tune_episodes, tune_seed=args.tune_seed,
+        optim_lrs={k: tuple(float(x) for x in str(v).split(",")) for k, v in args.optim_lr} if args.optim_lr else None,
         optim_options=dict(args.optim_option) if args.optim_option else None).items()
         if v is not None}
     if args.env:
@@ -266,8 +308,8 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
     if any("env" not in b for b in bases):
         raise SystemExit("ttf gap: give --env or --preset")
     many = len(bases) > 1
-    return [GapConfig(**{**b, **overrides,
-                         "out": str(Path(args.out) / b["env"].split("/")[-1]) if many else args.out})
+    return [GapConfig(**{**{k: v for k, v in b.items() if k != "name"}, **overrides,
+                         "out": str(Path(args.out) / b.get("name", b["env"].split("/")[-1])) if many else args.out})
             for b in bases]
 
 

@@ -33,3 +33,36 @@ def test_missing_report_is_named(tmp_path):
     (tmp_path / "x").mkdir()
     with pytest.raises(FileNotFoundError, match="gap_config.json"):
         load_sweep([tmp_path / "x"])
+
+
+def test_newcombe_interval_matches_the_published_example():
+    # Newcombe (1998), Stat. Med. 17:873, example (a): 56/70 - 48/80, method 10: 0.0524 .. 0.3339
+    from ttfkit.scripts.gap_report import wilson_interval
+    from ttfkit.scripts.sweep_report import newcombe_interval
+
+    low, high = newcombe_interval((56 / 70, *wilson_interval(56, 70)), (48 / 80, *wilson_interval(48, 80)))
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_settings_report_pairs_dopr_with_its_base_and_states_the_difference(tmp_path, capsys):
+    # setting A: adamw and dopr-adamw in one directory, dopr-adamw rank=None beside them (@exact)
+    _study(tmp_path / "a", "adamw", {}, [(s, 1e-3, step, 0.2, succ) for s, step, succ in
+                                         [(0, 1, 0.2), (0, 2, 0.3), (1, 1, 0.4), (1, 2, 0.1)]])
+    rows = [CheckpointRow("dopr-adamw", s, 1e-3, step, 0.1, 0.3, succ, 0.0, 1.0, 20)
+            for s, step, succ in [(0, 1, 0.9), (0, 2, 0.8), (1, 1, 0.7), (1, 2, 1.0)]]
+    (tmp_path / "exact").mkdir()
+    write_csv(rows, tmp_path / "exact" / "checkpoints.csv")
+    (tmp_path / "exact" / "gap_config.json").write_text(json.dumps({"optim_options": {"rank": None}}))
+    argv = ["--setting", f"A={tmp_path / 'a'},{tmp_path / 'exact'}@x", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    table = (tmp_path / "out" / "settings.md").read_text()
+    line = next(x for x in table.splitlines() if x.startswith("| A |"))
+    # best per seed: adamw 0.3, 0.4 -> 35%; DoPr 0.9, 1.0 -> 95%; finals: adamw (0.3 + 0.1)/2, DoPr 0.9
+    assert "dopr-adamw rank=None [x] vs adamw" in line and "| +60% [" in line and "| +70% [" in line
+    assert line.endswith("| DoPr wins |")
+    import csv as _csv
+    record = next(_csv.DictReader(open(tmp_path / "out" / "settings.csv")))
+    assert float(record["best_diff_low"]) > 0 and float(record["best_diff"]) == pytest.approx(0.6)
+    assert (tmp_path / "out" / "settings.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "o")])
