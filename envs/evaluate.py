@@ -5,13 +5,17 @@ Protocol (v2).
   seeds; ``ttfkit.envs.collect`` uses ``seed * 1_000_000 + i``, so default evaluation layouts never
   coincide with demonstration layouts).
 - Episodes run on ``n_envs`` env slots (``ttfkit.envs.slots``), in this process (``workers=0``) or
-  spread over worker processes that pass observations and actions through shared memory. Continuous
-  refill: when a slot's episode ends, it starts the next pending episode at once.
+  spread over worker processes that pass observations and actions through shared memory.
 - ``policy.reset()`` is called once before the first episode. When slot j starts episode i, the
   evaluator calls ``policy.reset_slot(j, seed=seed + i)`` if the policy has that method (chunk
   policies: per-slot history, queue and noise generator seeded by the episode's seed, so every
   episode's outcome is the same for any n_envs, worker layout or machine load). Policies without
   ``reset_slot`` (scripted experts) must keep no per-episode state.
+- Refill: a slot whose episode ended starts the next pending episode at the next step that is a
+  multiple of ``sync_every`` (default: the policy's n_action_steps; at once when nothing else runs),
+  never waiting for a whole batch. A chunk policy then re-plans all its rows in one call; with
+  refill at arbitrary steps its rows fall out of phase and the batched call saves little (measured,
+  docs/results/2026-11-30/eval-scale). ``sync_every=1`` refills at once.
 - Every step ``policy.select_action(obs)`` is called once with the observations of all ``n_envs``
   slots: ``obs`` is a dict of np.ndarray (n_envs, ...) in env units (pixels uint8 (n_envs, H, W, 3)),
   row j = slot j; rows of slots with no episode left hold their last observation and their actions
@@ -183,7 +187,7 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
              env_kwargs: dict[str, Any] | None = None, render_size: int = 128,
              policy_name: str | None = None,
              on_episode: Callable[[int, bool], None] | None = None, workers: int | None = None,
-             timings: dict[str, Any] | None = None) -> EvalResult:
+             sync_every: int | None = None, timings: dict[str, Any] | None = None) -> EvalResult:
     """Roll ``policy`` out on ``n_episodes`` seeded episodes of ``env_id`` (protocol: module docstring).
 
     Args:
@@ -203,6 +207,10 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
         policy_name: stored in the result (default: the policy's class name).
         on_episode: called as ``on_episode(n_done, success)`` after every finished episode (in the
             order episodes finish, not seed order).
+        sync_every: a slot whose episode ended starts the next one at the next step that is a
+            multiple of this (counted from the last time every slot was idle), so that chunk
+            policies re-plan all rows in the same call (default: the policy's
+            ``config.n_action_steps`` when it has one, else 1 = refill at once). Speed only.
         timings: a dict to fill with the wall-time breakdown (seconds): ``total_s``, ``policy_s``
             (select_action), ``env_wait_s`` (stepping the slots, transfer included), ``sim_s`` (env
             step/reset/render time per process), ``startup_s`` (building envs and workers), ``steps``.
@@ -234,15 +242,20 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
     outcome: list[tuple | None] = [None] * n_episodes
     reset_slot = getattr(policy, "reset_slot", None)
     active = np.zeros(n_envs, dtype=bool)
-    n_done = 0
+    n_done = n_started = 0
+    if sync_every is None:
+        sync_every = int(getattr(getattr(policy, "config", None), "n_action_steps", 1) or 1)
+    if sync_every < 1:
+        raise ValueError(f"{sync_every=} must be >= 1")
     policy_s, steps = 0.0, 0
 
     def handle(events: list[tuple]) -> None:
-        nonlocal n_done
+        nonlocal n_done, n_started
         for event in events:
             if event[0] == "start":
                 _, slot, ep = event
                 active[slot] = True
+                n_started += 1
                 if reset_slot is not None:
                     reset_slot(slot, seed=seeds[ep])
             else:
@@ -259,12 +272,18 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
         policy.reset()
         handle(pool.start())
         startup_s = time.perf_counter() - start_time
-        while active.any():
+        phase = 0  # steps since every slot was last (re)filled together
+        while active.any() or n_started < n_episodes:
+            if not active.any():  # nothing running to stay in step with: refill now
+                handle(pool.refill())
+                phase = 0
+                continue
             t0 = time.perf_counter()
             action = policy.select_action({k: v.copy() for k, v in pool.obs.items()})
             action = _as_actions(action, n_envs, pool.action_shape)
             policy_s += time.perf_counter() - t0
-            handle(pool.step(action, active))
+            phase += 1
+            handle(pool.step(action, active, refill=n_started < n_episodes and phase % sync_every == 0))
             steps += 1
             if steps % 500 == 0:
                 logger.info("%s: %d/%d episodes done", env_id, n_done, n_episodes)

@@ -5,12 +5,14 @@ shared memory.
 Slots are numbered 0 .. n_envs-1; ``obs[key]`` is (n_envs, ...) with row j = slot j's latest
 observation (a slot with no episode left keeps its last one). Worker w owns a contiguous block of
 slots and its envs. When a slot's episode ends (success with ``stop_on_success``, termination or
-the time limit), the slot claims the next pending episode index from a shared counter and resets at
-once, so no env waits for others to finish. Which slot runs which episode depends on timing; what
-an episode does depends only on its seed and on the actions it is given.
+the time limit), the slot claims the next pending episode index from a shared counter and resets:
+at once, or (``refill=False`` on a step) at the next step the caller allows refills, which lets a
+chunk policy keep all its rows re-planning on the same steps. Which slot runs which episode depends
+on timing; what an episode does depends only on its seed and on the actions it is given.
 
 One evaluator step: the caller writes actions (n_envs, Da) (rows of idle slots are ignored), every
-worker with a running episode steps its envs and replies with its events:
+worker with a running episode (or, on a refill step, with an idle slot) steps its envs and replies
+with its events:
 ``("start", slot, episode)`` and ``("end", slot, episode, success, return, length, video_path)``,
 an ``end`` always before the ``start`` that refills the same slot. Workers run under ``forkserver``;
 the shared arrays are created and unlinked by the caller.
@@ -111,19 +113,29 @@ class SlotPool:
             conn.send(names)
         return [e for w in range(self.workers) for e in self._recv(w)]
 
-    def step(self, actions: np.ndarray, active: np.ndarray) -> list[tuple]:
-        """Apply ``actions`` (n_envs, Da) to the slots with a running episode (``active`` (n_envs,) bool)."""
+    def step(self, actions: np.ndarray, active: np.ndarray, refill: bool = True) -> list[tuple]:
+        """Apply ``actions`` (n_envs, Da) to the slots with a running episode (``active`` (n_envs,) bool);
+        with ``refill``, every idle slot then starts the next pending episode, if any."""
         start = time.perf_counter()
         if self._local is not None:
-            events = self._local.step(actions)
+            events = self._local.step(actions, refill)
         else:
             self._actions[:] = actions
-            busy = [w for w, (first, count) in enumerate(self._blocks) if active[first:first + count].any()]
+            busy = [w for w, (first, count) in enumerate(self._blocks)
+                    if active[first:first + count].any() or (refill and not active[first:first + count].all())]
             for w in busy:
-                self._conns[w].send_bytes(b"step")
+                self._conns[w].send_bytes(b"step+refill" if refill else b"step")
             events = [e for w in busy for e in self._recv(w)]
         self.timings["wait_s"] += time.perf_counter() - start
         return events
+
+    def refill(self) -> list[tuple]:
+        """Start pending episodes in every idle slot (no env steps)."""
+        if self._local is not None:
+            return self._local.step(None, True)
+        for conn in self._conns:
+            conn.send_bytes(b"refill")
+        return [e for w in range(self.workers) for e in self._recv(w)]
 
     def close(self) -> None:
         """Stop the workers, close the envs and free the shared memory (idempotent)."""
@@ -177,6 +189,7 @@ class _SlotRunner:
         self.episode = [-1] * n
         self.ret, self.length, self.success = [0.0] * n, [0] * n, [False] * n
         self.frames: list[list | None] = [None] * n
+        self.exhausted = False  # the counter ran past the last episode
         self.sim_s = 0.0
 
     def start(self) -> list[tuple]:
@@ -185,10 +198,12 @@ class _SlotRunner:
             self._next(i, events)
         return events
 
-    def step(self, actions: np.ndarray) -> list[tuple]:
+    def step(self, actions: np.ndarray | None, refill: bool) -> list[tuple]:
+        """Step the running episodes (none when ``actions`` is None); with ``refill`` start pending
+        episodes in the idle slots."""
         events: list[tuple] = []
         for i, env in enumerate(self.envs):
-            if self.episode[i] < 0:
+            if self.episode[i] < 0 or actions is None:
                 continue
             start = time.perf_counter()
             obs, reward, terminated, truncated, info = env.step(np.array(actions[self.first + i], dtype=np.float32))
@@ -204,7 +219,11 @@ class _SlotRunner:
             if terminated or truncated or self.length[i] >= self.limit or (self.stop_on_success and hit):
                 events.append(("end", self.first + i, self.episode[i], self.success[i], self.ret[i],
                                self.length[i], self._video(i)))
-                self._next(i, events)
+                self.episode[i] = -1
+        if refill and not self.exhausted:
+            for i in range(len(self.envs)):
+                if self.episode[i] < 0:
+                    self._next(i, events)
         return events
 
     def close(self) -> None:
@@ -214,7 +233,7 @@ class _SlotRunner:
     def _next(self, i: int, events: list[tuple]) -> None:
         ep = self.claim()
         if ep >= len(self.seeds):
-            self.episode[i] = -1
+            self.episode[i], self.exhausted = -1, True
             return
         self.episode[i], self.ret[i], self.length[i], self.success[i] = ep, 0.0, 0, False
         start = time.perf_counter()
@@ -284,7 +303,7 @@ def _worker_main(conn, first: int, count: int, counter, run: dict) -> None:
             cmd = conn.recv_bytes()
             if cmd == b"close":
                 break
-            conn.send(("ok", runner.step(actions)))
+            conn.send(("ok", runner.step(None if cmd == b"refill" else actions, cmd != b"step")))
         conn.send(("closed", runner.sim_s))
     except (EOFError, KeyboardInterrupt):
         pass

@@ -108,11 +108,12 @@ class _NoisyExpert:
 def test_noisy_policy_per_episode_results_do_not_depend_on_slots_or_workers():
     env_id = "ttfkit/fetch-push-v4"
     runs = {}
-    for n_envs, workers in [(1, 0), (2, 0), (3, 0), (3, 2)]:
+    for n_envs, workers, sync in [(1, 0, 1), (2, 0, 1), (3, 0, 4), (3, 2, 3)]:  # sync: refill period
         policy = _NoisyExpert(env_id, scale=0.6)
-        runs[n_envs, workers] = envs.evaluate(policy, env_id, 7, seed=40, n_envs=n_envs, workers=workers)
+        runs[n_envs, workers, sync] = envs.evaluate(policy, env_id, 7, seed=40, n_envs=n_envs, workers=workers,
+                                                    sync_every=sync)
         assert sorted(policy.started) == list(range(40, 47))  # every episode reset once, with its seed
-    ref = runs[1, 0]
+    ref = runs[1, 0, 1]
     assert len(set(ref.lengths)) > 2 and 0 < ref.n_successes < 7  # episodes end at different steps
     for key, result in runs.items():
         assert result.seeds == tuple(range(40, 47)), key
