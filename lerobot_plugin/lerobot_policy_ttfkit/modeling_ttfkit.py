@@ -128,7 +128,7 @@ class TtfkitPolicy(PreTrainedPolicy):
                 x = x.unsqueeze(1).expand(-1, self.config.n_obs_steps, *x.shape[1:])
             obs[key] = x
         if self.aligned is not None:  # env units in and out; the aligner draws its own noise
-            return self.aligned._predict_aligned(obs)
+            return self.aligned.plan_chunks(obs, list(range(next(iter(obs.values())).shape[0])))
         return self.model.predict_action_chunk(obs, generator=generator, noise=noise)
 
     @torch.no_grad()
