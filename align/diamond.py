@@ -39,6 +39,7 @@ __all__ = [
     "DiamondMap",
     "MLPPhi",
     "distillation_loss",
+    "teacher_trajectory",
     "diamond_posterior_sample",
     "diamond_transition",
 ]
@@ -57,6 +58,12 @@ class DiamondConfig:
             by (1-s)², i.e. measured on the x_1 estimate; down-weights s near 1).
         anchor_fraction: share of the Lagrangian pairs whose start is pinned to s = s_min (the jump used by
             one-call posterior samples); 0 gives the paper's uniform triangle.
+        trajectory_fraction: share of each batch regressed onto the teacher's own GLASS trajectory (the rows
+            after the diagonal ones; the Lagrangian gets the rest): x̄_{s_min} = e is integrated with
+            ``trajectory_steps`` teacher calls to s' (s_max for half the rows, else U[s_min, s_max]) and
+            X(s_min, s'; e) is fitted to it. Trains exactly the jumps that posterior samples and transitions
+            use; 0 (default) is the paper's recipe.
+        trajectory_steps: Euler steps of the teacher's inner flow per trajectory target (teacher calls).
     """
 
     s_min: float = 0.01
@@ -65,6 +72,8 @@ class DiamondConfig:
     diag_fraction: float = 0.75
     weighting: str = "velocity"
     anchor_fraction: float = 0.0
+    trajectory_fraction: float = 0.0
+    trajectory_steps: int = 8
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.s_min < self.s_max < 1.0:
@@ -73,6 +82,11 @@ class DiamondConfig:
             raise ValueError(f"t_max must be in (0, 1), got {self.t_max=}")
         if not 0.0 <= self.diag_fraction <= 1.0:
             raise ValueError(f"diag_fraction must be in [0, 1], got {self.diag_fraction=}")
+        if not 0.0 <= self.trajectory_fraction <= 1.0 - self.diag_fraction + 1e-9:
+            raise ValueError(f"trajectory_fraction must be in [0, 1 - diag_fraction], got {self.trajectory_fraction=}"
+                             f" with {self.diag_fraction=}")
+        if self.trajectory_steps < 1:
+            raise ValueError(f"trajectory_steps must be >= 1, got {self.trajectory_steps=}")
         if not 0.0 <= self.anchor_fraction <= 1.0:
             raise ValueError(f"anchor_fraction must be in [0, 1], got {self.anchor_fraction=}")
         if self.weighting not in ("denoiser", "velocity"):
@@ -168,6 +182,7 @@ def distillation_loss(dmap: DiamondMap, teacher, x1: Tensor, cond=None, *, gener
     cfg = dmap.config
     n = x1.shape[0]
     n_diag = int(round(cfg.diag_fraction * n))
+    n_traj = min(int(round(cfg.trajectory_fraction * n)), n - n_diag)
     kw = {"dtype": x1.dtype, "device": x1.device}
     t = torch.rand(n, generator=generator, **kw) * cfg.t_max
     e, e_in = (torch.randn(x1.shape, generator=generator, **kw) for _ in range(2))
@@ -189,8 +204,21 @@ def distillation_loss(dmap: DiamondMap, teacher, x1: Tensor, cond=None, *, gener
         err = _weighted_sq(pred - target, s[sl], cfg.weighting)
         losses.append(err.sum())
         metrics["loss_diag"] = float(err.detach().mean())
-    if n_diag < n:
-        sl = slice(n_diag, n)
+    if n_traj > 0:
+        sl = slice(n_diag, n_diag + n_traj)
+        c = _rows(cond, sl)
+        ts, xs, e0 = t[sl], x_t[sl], e_in[sl]
+        u_end = torch.rand(n_traj, generator=generator, **kw)
+        s_end = torch.where(u_end < 0.5, torch.full_like(u_end, cfg.s_max), u[1, sl])
+        s_start = torch.full_like(s_end, cfg.s_min)
+        with torch.no_grad():
+            target = teacher_trajectory(teacher, ts, xs, e0, s_start, s_end, c, steps=cfg.trajectory_steps)
+        pred = dmap(ts, s_start, s_end, xs, e0, c)
+        err = (pred - target).reshape(n_traj, -1).pow(2).mean(1) / (s_end - s_start) ** 2  # mean-velocity error
+        losses.append(err.sum())
+        metrics["loss_trajectory"] = float(err.detach().mean())
+    if n_diag + n_traj < n:
+        sl = slice(n_diag + n_traj, n)
         c = _rows(cond, sl)
         ts, ss, xs, xb = t[sl], s[sl], x_t[sl], xbar[sl]
         sn = s_next[sl]
@@ -203,6 +231,21 @@ def distillation_loss(dmap: DiamondMap, teacher, x1: Tensor, cond=None, *, gener
     loss = sum(losses) / n
     metrics["loss"] = float(loss.detach())
     return loss, metrics
+
+
+def teacher_trajectory(teacher, t, x_t: Tensor, xbar: Tensor, s_start, s_end, cond=None, *, steps: int) -> Tensor:
+    """x̄_{s_end} of the teacher's GLASS inner flow started at x̄_{s_start} = ``xbar``: ``steps`` Euler steps
+    x̄ <- x̄ + (s'-s)/(1-s)·(ẑ - x̄), one teacher call each (as :func:`ttfkit.align.glass.posterior_sample`, but
+    from s_start > 0). t, s_start, s_end: floats or (N,); returns the shape of x̄. Pure."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    t_vec, s0, s1 = glass._svec(t, xbar), glass._svec(s_start, xbar), glass._svec(s_end, xbar)
+    for i in range(steps):
+        s = s0 + (s1 - s0) * (i / steps)
+        s_next = s0 + (s1 - s0) * ((i + 1) / steps)
+        z_hat = glass.posterior_denoiser(teacher, t_vec, x_t, s, xbar, cond)
+        xbar = xbar + glass._bcast((s_next - s) / (1 - s), xbar) * (z_hat - xbar)
+    return xbar
 
 
 def diamond_posterior_sample(dmap, t, x_t: Tensor, cond=None, *, generator=None, noise: Tensor | None = None) -> Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import shutil
 import uuid
@@ -36,7 +37,7 @@ from torch import Tensor, nn
 from ttfkit.data.atomic import replace_path
 from ttfkit.align.diamond import DiamondConfig, DiamondMap, MLPPhi, _sinusoidal, distillation_loss
 
-__all__ = ["PolicyPhi", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION"]
+__all__ = ["PolicyPhi", "Distiller", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,34 +50,114 @@ class PolicyPhi(nn.Module):
     Args:
         backbone: module ``backbone(x (B, H, Da), t (B,), cond (B, Dc)) -> (B, H, Da)``.
         horizon, action_dim, cond_dim: H, Da, Dc of the policy. time_dim: features per extra time.
+        xbar_input: also feed x̄ (not only x_t) through the zero-initialised layer. Needed: the backbone sees
+            x̄ only inside y = t*·S, where its coefficient relative to x_t's is (s/(1-s)²)/(t/(1-t)²), about
+            0.01·(1-t)²/t at s = s_min = 0.01, so without it a one-call jump from s_min cannot turn the noise into posterior spread
+            (format-1 checkpoints written before this option load with False).
     """
 
-    def __init__(self, backbone: nn.Module, *, horizon: int, action_dim: int, cond_dim: int, time_dim: int = 32) -> None:
+    def __init__(self, backbone: nn.Module, *, horizon: int, action_dim: int, cond_dim: int, time_dim: int = 32,
+                 xbar_input: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
         self.horizon, self.action_dim, self.cond_dim, self.time_dim = horizon, action_dim, cond_dim, time_dim
-        self.extra = nn.Linear(3 * time_dim + horizon * action_dim, cond_dim)
+        self.xbar_input = xbar_input
+        n_chunks = 2 if xbar_input else 1
+        self.extra = nn.Linear(3 * time_dim + n_chunks * horizon * action_dim, cond_dim)
         nn.init.zeros_(self.extra.weight)
         nn.init.zeros_(self.extra.bias)
 
     @classmethod
-    def from_policy(cls, policy, time_dim: int = 32) -> PolicyPhi:
+    def from_policy(cls, policy, time_dim: int = 32, xbar_input: bool = True) -> PolicyPhi:
         cfg = policy.config
         backbone = copy.deepcopy(policy.backbone).requires_grad_(True)
         return cls(backbone, horizon=cfg.horizon, action_dim=cfg.action_dim,
-                   cond_dim=policy.encoder.out_dim, time_dim=time_dim)
+                   cond_dim=policy.encoder.out_dim, time_dim=time_dim, xbar_input=xbar_input)
 
     def forward(self, t, s, s_next, t_star, y: Tensor, x_t: Tensor, xbar: Tensor, cond: Tensor) -> Tensor:
         if cond is None:
             raise ValueError("PolicyPhi needs cond (B, Dc) from policy.encode_obs")
         n = y.shape[0]
-        feats = torch.cat([_sinusoidal(u, self.time_dim) for u in (t, s, s_next)] + [x_t.reshape(n, -1)], dim=1)
+        chunks = [x_t.reshape(n, -1)] + ([xbar.reshape(n, -1)] if self.xbar_input else [])
+        feats = torch.cat([_sinusoidal(u, self.time_dim) for u in (t, s, s_next)] + chunks, dim=1)
         return self.backbone(y, t_star, cond + self.extra(feats))  # (B, H, Da)
 
 
-def policy_diamond(policy, config: DiamondConfig | None = None, time_dim: int = 32) -> DiamondMap:
+def policy_diamond(policy, config: DiamondConfig | None = None, time_dim: int = 32,
+                   xbar_input: bool = True) -> DiamondMap:
     """A DiamondMap whose phi starts at the policy's GLASS velocity (see module docstring)."""
-    return DiamondMap(PolicyPhi.from_policy(policy, time_dim=time_dim), config)
+    return DiamondMap(PolicyPhi.from_policy(policy, time_dim=time_dim, xbar_input=xbar_input), config)
+
+
+class Distiller:
+    """Resumable distillation of a Diamond Map from the flow ``policy`` (AdamW, ``warmup`` linear steps, then
+    cosine decay to 0 at ``steps``; the warm-up keeps Adam's first, sign-like steps from moving the copied backbone
+    away from the teacher before the gradients are meaningful).
+
+    The teacher is frozen (no gradients); x_1 = normalised actions, cond = ``policy.encode_obs(obs)``.
+    :meth:`state_dict` / :meth:`load_state_dict` hold the optimizer, schedule, step and generator state
+    (the map's weights travel separately, in its checkpoint).
+    """
+
+    def __init__(self, policy, dmap: DiamondMap, *, steps: int, lr: float = 3e-4, weight_decay: float = 0.0,
+                 grad_clip: float = 1.0, warmup: int = 0, generator: torch.Generator | None = None) -> None:
+        if steps < 1 or not 0 <= warmup < steps:
+            raise ValueError(f"need steps >= 1 and 0 <= warmup < steps, got {steps=}, {warmup=}")
+        from ttfkit.optim import make_optimizer
+
+        policy.eval()
+        for p in policy.parameters():
+            p.requires_grad_(False)
+        self.policy, self.dmap, self.steps, self.grad_clip, self.generator = policy, dmap, steps, grad_clip, generator
+        dmap.to(policy.device)
+        self.opt = make_optimizer("adamw", dmap, lr=lr, weight_decay=weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda k: _lr_factor(k, steps, warmup))
+        self.step = 0
+
+    def train_step(self, batch: dict) -> dict:
+        """One optimizer step on ``batch`` ({"obs", "action"}, dataset units); returns the loss metrics."""
+        policy, dmap = self.policy, self.dmap.train()
+        with torch.no_grad():
+            cond = policy.encode_obs(batch["obs"])  # (B, Dc)
+            x1 = policy._normalize(policy.config.action_key, batch["action"].to(policy.device))  # (B, H, Da)
+        loss, metrics = distillation_loss(dmap, policy, x1, cond, generator=self.generator)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dmap.parameters(), self.grad_clip))
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        dmap.eval()
+        return metrics
+
+    def run(self, loader, on_step=None) -> DiamondMap:
+        """Steps over ``loader`` (cycled) until ``steps``; ``on_step(step, metrics)`` returning True stops early."""
+        while self.step < self.steps:
+            for batch in loader:
+                metrics = self.train_step(batch)
+                if (on_step is not None and on_step(self.step, metrics)) or self.step >= self.steps:
+                    return self.dmap.eval()
+        return self.dmap.eval()
+
+    def state_dict(self) -> dict:
+        state = {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "step": self.step}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.step = int(state["step"])
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"])
+
+
+def _lr_factor(step: int, steps: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
 
 
 def distill_policy(
@@ -90,54 +171,31 @@ def distill_policy(
     dmap: DiamondMap | None = None,
     generator: torch.Generator | None = None,
     grad_clip: float = 1.0,
+    warmup: int = 0,
     on_step=None,
 ) -> DiamondMap:
-    """Distil a Diamond Map from the flow ``policy`` on batches of ``loader`` ({"obs", "action"}, dataset units).
+    """Distil a Diamond Map from the flow ``policy`` on batches of ``loader`` (see :class:`Distiller`).
 
-    The teacher is frozen (no gradients); x_1 = normalised actions, cond = ``policy.encode_obs(obs)``.
-    ``on_step(step, metrics)`` is called after every step (scripts log with it). Returns the map in eval mode.
+    ``on_step(step, metrics)`` is called after every step (True stops early). Returns the map in eval mode.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    policy.eval()
-    for p in policy.parameters():
-        p.requires_grad_(False)
     dmap = dmap or policy_diamond(policy, config)
-    dmap.to(policy.device).train()
-    from ttfkit.optim import make_optimizer
-
-    opt = make_optimizer("adamw", dmap, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    key = policy.config.action_key
-    step = 0
-    while step < steps:
-        for batch in loader:
-            with torch.no_grad():
-                cond = policy.encode_obs(batch["obs"])  # (B, Dc)
-                x1 = policy._normalize(key, batch["action"].to(policy.device))  # (B, H, Da)
-            loss, metrics = distillation_loss(dmap, policy, x1, cond, generator=generator)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dmap.parameters(), grad_clip))
-            opt.step()
-            sched.step()
-            step += 1
-            if on_step is not None:
-                on_step(step, metrics)
-            if step >= steps:
-                break
-    return dmap.eval()
+    run = Distiller(policy, dmap, steps=steps, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
+                    warmup=warmup, generator=generator)
+    return run.run(loader, on_step)
 
 
-def save_diamond(dmap: DiamondMap, path: str | os.PathLike, *, teacher=None, metadata: dict | None = None) -> Path:
-    """Write ``dmap`` (and the ``teacher`` policy, needed for PolicyPhi maps) to directory ``path`` atomically."""
+def save_diamond(dmap: DiamondMap, path: str | os.PathLike, *, teacher=None, metadata: dict | None = None,
+                 extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write ``dmap`` (and the ``teacher`` policy, needed for PolicyPhi maps) to directory ``path`` atomically.
+
+    ``extra_files`` {name: bytes} are written beside it in the same atomic replace (training state, curves).
+    """
     path = Path(path)
     net = dmap.net
     if isinstance(net, PolicyPhi):
         if teacher is None:
             raise ValueError("a PolicyPhi Diamond Map needs its teacher policy to be saved with it")
-        phi = {"type": "policy", "time_dim": net.time_dim}
+        phi = {"type": "policy", "time_dim": net.time_dim, "xbar_input": net.xbar_input}
     elif isinstance(net, MLPPhi):
         phi = {"type": "mlp", "dim": net.dim, "cond_dim": net.cond_dim, "time_dim": net.time_dim,
                "hidden": net.inp.out_features, "depth": sum(isinstance(m, nn.Linear) for m in net.body)}
@@ -154,6 +212,10 @@ def save_diamond(dmap: DiamondMap, path: str | os.PathLike, *, teacher=None, met
         config = {"format_version": FORMAT_VERSION, "kind": "diamond_map", "diamond": asdict(dmap.config),
                   "phi": phi, "has_teacher": teacher is not None, "metadata": metadata or {}}
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        for name, data in (extra_files or {}).items():
+            if name in ("config.json", "model.safetensors", "teacher") or "/" in name:
+                raise ValueError(f"extra file name {name!r} would clash with the checkpoint layout")
+            (tmp / name).write_bytes(data)
         replace_path(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -183,7 +245,7 @@ def load_diamond(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if phi["type"] == "policy":
         if teacher is None:
             raise ValueError(f"{cfg_file}: a policy Diamond Map needs teacher/ beside it")
-        dmap = policy_diamond(teacher, dcfg, time_dim=phi["time_dim"])
+        dmap = policy_diamond(teacher, dcfg, time_dim=phi["time_dim"], xbar_input=phi.get("xbar_input", False))
     elif phi["type"] == "mlp":
         net = MLPPhi(phi["dim"], hidden=phi["hidden"], depth=phi["depth"], cond_dim=phi["cond_dim"],
                      time_dim=phi["time_dim"])

@@ -1,17 +1,25 @@
 """Distil a Diamond Map (one-call GLASS posterior/transition sampler) from a flow-policy checkpoint.
 
-Example:
+Example (the CPU recipe of docs/results/2026-11-30/diamond):
     ttf distill --policy runs/pp_flow/checkpoints/step_002000 --dataset data/pick_place.zarr \\
-        --out runs/pp_diamond --steps 2000 --batch 256 --lr 3e-4
+        --out runs/pp_diamond --steps 3000 --batch 128 --lr 3e-4 --diag-fraction 0.25 \\
+        --trajectory-fraction 0.75 --target-ratio 2 --threads 1
+    ttf distill ... --out runs/pp_diamond --resume     # continue from the last evaluation
 
-Writes OUT/config.json, OUT/model.safetensors and OUT/teacher/ (the policy checkpoint), see
-ttfkit.align.policy_diamond; load it with ``ttfkit.align.policy_diamond.load_diamond``. The dataset
-windows use the policy's horizon / n_obs_steps / obs keys. Prints the loss every --log-every steps.
+Training windows come from the episodes the policy was trained on (the same episode split as ``ttf train``,
+--val-fraction/--split-seed); every --eval-every steps the one-call posterior is scored on --check-pairs
+held-out windows (ttfkit.align.diamond_check: energy distance to the teacher's 32-step GLASS posterior at
+each --check-t), shown on the progress bar beside two-step GLASS, and the checkpoint is written. Training
+stops after --steps or once the distance is within --target-ratio x two-step GLASS at every t.
+
+Writes OUT/config.json, OUT/model.safetensors, OUT/teacher/ (see ttfkit.align.policy_diamond), and
+OUT/curve.csv, OUT/curve.png, OUT/training_state.pt (for --resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 
@@ -24,25 +32,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help="flow-policy checkpoint directory (teacher)")
     parser.add_argument("--dataset", required=True, help="zarr store the policy was trained on")
     parser.add_argument("--out", required=True, help="output directory of the Diamond-Map checkpoint")
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps, cosine schedule (default 2000)")
     parser.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
     parser.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate, cosine decay (default 3e-4)")
     parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default 0)")
     parser.add_argument("--diag-fraction", type=float, default=0.75, help="share of the diagonal loss (0.75)")
+    parser.add_argument("--trajectory-fraction", type=float, default=0.0,
+                        help="share regressed onto teacher GLASS trajectories (0: the paper's recipe)")
+    parser.add_argument("--trajectory-steps", type=int, default=8, help="teacher calls per trajectory target")
+    parser.add_argument("--eval-every", type=int, default=100, help="held-out check and checkpoint interval")
+    parser.add_argument("--check-pairs", type=int, default=8, help="held-out (observation, chunk) pairs")
+    parser.add_argument("--check-samples", type=int, default=128, help="posterior samples per pair and t")
+    parser.add_argument("--check-t", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.9])
+    parser.add_argument("--target-ratio", type=float, default=0.0,
+                        help="stop once distance <= ratio x two-step GLASS at every t (0: never)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out episode share (as ttf train)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the episode split (as ttf train --seed)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/training_state.pt")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=100)
     add_device_argument(parser, what="distillation")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="print evaluations instead of a progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
     import torch
-    from torch.utils.data import DataLoader
 
-    from ttfkit.align.diamond import DiamondConfig
-    from ttfkit.align.policy_diamond import distill_policy, policy_diamond, save_diamond
-    from ttfkit.data import SequenceDataset
-    from ttfkit.policies import FlowPolicy, load
+    from ttfkit.align.policy_diamond import Distiller, load_diamond, policy_diamond
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
@@ -50,33 +67,161 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        policy = load(args.policy, device=args.device)
-        if not isinstance(policy, FlowPolicy):
-            raise ValueError(f"{args.policy} is a {type(policy).__name__}; Diamond Maps need a flow policy")
-        cfg = policy.config
-        dataset = SequenceDataset(args.dataset, horizon=cfg.horizon, n_obs_steps=cfg.n_obs_steps,
-                                  n_action_steps=cfg.n_action_steps, obs_keys=tuple(cfg.obs_shapes),
-                                  action_key=cfg.action_key, split="all")
-        dcfg = DiamondConfig(diag_fraction=args.diag_fraction)
+        policy, train_set, val_set, dcfg = _setup(args)
     except (KeyError, ValueError, FileNotFoundError) as err:
         print(f"ttf distill: {err}", file=sys.stderr)
         return 2
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    out = Path(args.out)
     gen = torch.Generator(device=args.device).manual_seed(args.seed)
-    loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, drop_last=len(dataset) > args.batch,
-                        generator=torch.Generator().manual_seed(args.seed))
-
-    def on_step(step: int, metrics: dict) -> None:
-        if step % args.log_every == 0 or step == args.steps:
-            text = "  ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            print(f"step {step:6d}  {text}", flush=True)
-
-    dmap = policy_diamond(policy, dcfg)
+    curve: list[dict] = []
+    if args.resume and (out / "training_state.pt").is_file():
+        dmap, _ = load_diamond(out, device=args.device)
+        run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
+                       warmup=args.warmup, generator=gen)
+        state = torch.load(out / "training_state.pt", weights_only=False)
+        run.load_state_dict(state)
+        curve = state["curve"]
+        print(f"resumed {out} at step {run.step}", flush=True)
+    else:
+        dmap = policy_diamond(policy, dcfg)
+        run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
+                       warmup=args.warmup, generator=gen)
+    check = _check(policy, val_set, args)
+    glass2 = check.baselines["glass2"]
+    if not curve:
+        curve.append({"step": 0, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()}})
     print(f"distilling a Diamond Map ({sum(p.numel() for p in dmap.parameters()):,} params) from {args.policy} "
-          f"on {len(dataset)} windows", flush=True)
-    dmap = distill_policy(policy, loader, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                          dmap=dmap, generator=gen, on_step=on_step)
+          f"on {len(train_set)} windows; held-out check on {args.check_pairs} pairs: "
+          + "  ".join(f"t={t:g}: glass1 {check.baselines['glass1'][t]:.3f} glass2 {glass2[t]:.3f} "
+                      f"floor {check.baselines['floor'][t]:.3f}" for t in check.ts), flush=True)
+    loader = DataLoader(train_set, batch_size=args.batch, shuffle=True, drop_last=len(train_set) > args.batch,
+                        generator=torch.Generator().manual_seed(args.seed + run.step))
     meta = {"teacher": str(args.policy), "dataset": str(args.dataset), "steps": args.steps, "batch": args.batch,
             "lr": args.lr, "seed": args.seed}
-    save_diamond(dmap, args.out, teacher=policy, metadata=meta)
-    print(f"wrote {args.out}")
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.steps, initial=run.step, desc="distill", disable=args.no_progress, dynamic_ncols=True)
+    reached = [_reached(curve[-1], glass2, args.target_ratio)]
+
+    def on_step(step: int, metrics: dict) -> bool:
+        bar.update(1)
+        if step % args.eval_every and step < args.steps:
+            return False
+        row = {"step": step, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()},
+               **{k: v for k, v in metrics.items()}}
+        curve.append(row)
+        ratio = max(row[f"t{t:g}"] / glass2[t] for t in check.ts)
+        bar.set_postfix(loss=f"{metrics['loss']:.3g}", ed=" ".join(f"{row[f't{t:g}']:.3f}" for t in check.ts),
+                        ratio_vs_glass2=f"{ratio:.2f}")
+        if args.no_progress:
+            print(f"step {step:6d}  loss {metrics['loss']:.4g}  distance "
+                  + " ".join(f"t={t:g}:{row[f't{t:g}']:.3f}" for t in check.ts) + f"  max ratio {ratio:.2f}", flush=True)
+        reached[0] = _reached(row, glass2, args.target_ratio)
+        _save(run, out, policy, meta, curve, check)
+        return reached[0]
+
+    if run.step < args.steps and not reached[0]:
+        run.run(loader, on_step)
+    bar.close()
+    if curve[-1]["step"] != run.step:
+        curve.append({"step": run.step, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()}})
+    _save(run, out, policy, meta, curve, check)
+    _plot(curve, check, out / "curve.png")
+    last = curve[-1]
+    print("held-out energy distance at step {}: ".format(last["step"])
+          + "  ".join(f"t={t:g}: diamond {last[f't{t:g}']:.3f} vs glass2 {glass2[t]:.3f}" for t in check.ts)
+          + ("  (target reached)" if reached[0] else ""))
+    print(f"wrote {out} (curve.png, curve.csv)")
     return 0
+
+
+def _setup(args):
+    from ttfkit.align.diamond import DiamondConfig
+    from ttfkit.data import SequenceDataset
+    from ttfkit.policies import FlowPolicy, load
+
+    policy = load(args.policy, device=args.device)
+    if not isinstance(policy, FlowPolicy):
+        raise ValueError(f"{args.policy} is a {type(policy).__name__}; Diamond Maps need a flow policy")
+    cfg = policy.config
+    kw = dict(horizon=cfg.horizon, n_obs_steps=cfg.n_obs_steps, n_action_steps=cfg.n_action_steps,
+              obs_keys=tuple(cfg.obs_shapes), action_key=cfg.action_key, val_fraction=args.val_fraction,
+              seed=args.split_seed)
+    if args.val_fraction > 0:
+        train_set = SequenceDataset(args.dataset, split="train", **kw)
+        val_set = SequenceDataset(args.dataset, split="val", **kw)
+    else:  # no held-out episodes: check on training windows (said in the output)
+        train_set = val_set = SequenceDataset(args.dataset, split="all", **kw)
+        print("ttf distill: --val-fraction 0, the check uses training windows", file=sys.stderr)
+    if not args.check_t or any(not 0.0 <= t < 1.0 for t in args.check_t):
+        raise ValueError(f"--check-t values must lie in [0, 1), got {args.check_t}")
+    dcfg = DiamondConfig(diag_fraction=args.diag_fraction, trajectory_fraction=args.trajectory_fraction,
+                         trajectory_steps=args.trajectory_steps)
+    return policy, train_set, val_set, dcfg
+
+
+def _check(policy, val_set, args):
+    import torch
+
+    from ttfkit.align.diamond_check import build_check
+
+    g = torch.Generator().manual_seed(args.seed)
+    idx = torch.randperm(len(val_set), generator=g)[: args.check_pairs].tolist()
+    items = [val_set[i] for i in idx]
+    obs = {k: torch.stack([torch.as_tensor(it["obs"][k]) for it in items]) for k in items[0]["obs"]}
+    actions = torch.stack([torch.as_tensor(it["action"]) for it in items])
+    with torch.no_grad():
+        cond = policy.encode_obs(obs)
+        x1 = policy._normalize(policy.config.action_key, actions.to(policy.device))
+    return build_check(policy, cond, x1, ts=tuple(args.check_t), n=args.check_samples, seed=args.seed)
+
+
+def _reached(row: dict, glass2: dict, ratio: float) -> bool:
+    return ratio > 0 and all(row[f"t{t:g}"] <= ratio * d for t, d in glass2.items())
+
+
+def _save(run, out, policy, meta, curve, check) -> None:
+    import torch
+
+    from ttfkit.align.policy_diamond import save_diamond
+
+    buf = io.BytesIO()
+    torch.save({**run.state_dict(), "curve": curve}, buf)
+    save_diamond(run.dmap, out, teacher=policy, metadata={**meta, "step": run.step},
+                 extra_files={"training_state.pt": buf.getvalue(), "curve.csv": _csv(curve, check).encode()})
+
+
+def _csv(curve: list[dict], check) -> str:
+    keys = sorted({k for row in curve for k in row} - {"step"})
+    lines = ["step," + ",".join(keys)]
+    lines += [f"{row['step']}," + ",".join(f"{row[k]:.6g}" if k in row else "" for k in keys) for row in curve]
+    for name, vals in check.baselines.items():
+        lines.append(f"# {name}: " + " ".join(f"t={t:g}:{v:.6g}" for t, v in vals.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _plot(curve: list[dict], check, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    steps = [row["step"] for row in curve]
+    for i, t in enumerate(check.ts):
+        color = f"C{i}"
+        ax.plot(steps, [row[f"t{t:g}"] for row in curve], color=color, label=f"Diamond, 1 call, t={t:g}")
+        ax.axhline(check.baselines["glass2"][t], color=color, ls="--", lw=1)
+        ax.axhline(check.baselines["floor"][t], color=color, ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("distillation step")
+    ax.set_ylabel("energy distance to 32-step GLASS posterior")
+    ax.set_title("held-out one-call posterior (dashed: 2-step GLASS, dotted: noise floor)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -12,7 +12,9 @@ from ttfkit.align.diamond import (
     diamond_posterior_sample,
     diamond_transition,
     distillation_loss,
+    teacher_trajectory,
 )
+from ttfkit.align.one_step import one_step_sample
 from ttfkit.align.testing import GaussianMixtureFlow, energy_distance
 
 N = 1000
@@ -34,10 +36,11 @@ def _easy_mix() -> GaussianMixtureFlow:
     return GaussianMixtureFlow(torch.tensor([0.4, 0.6]), torch.tensor([[-1.0, 0.0], [1.0, 0.5]]), torch.tensor([0.5, 0.7]))
 
 
-def _distill(teacher, steps: int, hidden: int, batch: int, lr: float, seed: int = 0) -> DiamondMap:
+def _distill(teacher, steps: int, hidden: int, batch: int, lr: float, seed: int = 0,
+             config: DiamondConfig | None = None) -> DiamondMap:
     torch.manual_seed(seed)  # parameter init only
     g = torch.Generator().manual_seed(seed)
-    dmap = DiamondMap(MLPPhi(2, hidden=hidden, depth=2))
+    dmap = DiamondMap(MLPPhi(2, hidden=hidden, depth=2), config)
     opt = torch.optim.Adam(dmap.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     for _ in range(steps):
@@ -49,11 +52,16 @@ def _distill(teacher, steps: int, hidden: int, batch: int, lr: float, seed: int 
     return dmap.eval()
 
 
-@pytest.fixture(scope="module")
-def distilled():
-    """A tiny Diamond Map distilled in the test (400 Adam steps, ~10-25 s on one shared core)."""
+# the paper's recipe (75% diagonal, 25% Lagrangian) and the trajectory recipe (25% diagonal, 75% regression onto
+# 8-step teacher trajectories from s_min)
+RECIPES = {"paper": DiamondConfig(), "trajectory": DiamondConfig(diag_fraction=0.25, trajectory_fraction=0.75)}
+
+
+@pytest.fixture(scope="module", params=sorted(RECIPES))
+def distilled(request):
+    """A tiny Diamond Map distilled in the test (400 Adam steps, ~10-25 s on one shared core) per recipe."""
     teacher = _easy_mix()
-    return teacher, _distill(teacher, steps=400, hidden=64, batch=512, lr=1e-2)
+    return teacher, _distill(teacher, steps=400, hidden=64, batch=512, lr=1e-2, config=RECIPES[request.param])
 
 
 def test_map_is_identity_on_the_diagonal_and_diagonal_phi_is_glass_velocity(mix2d):
@@ -90,11 +98,35 @@ def test_x_t_enters_through_a_zero_initialised_layer():
     assert net.x_t_in.weight.grad.abs().sum() > 0  # it learns
 
 
+def test_teacher_trajectory_from_zero_to_one_is_the_glass_posterior_sample(mix2d):
+    g = torch.Generator().manual_seed(45)
+    x_t, e = torch.randn(16, 2, generator=g), torch.randn(16, 2, generator=g)
+    t = torch.rand(16, generator=g)
+    ref = glass.posterior_sample(mix2d, t, x_t, inner_steps=6, noise=e)
+    torch.testing.assert_close(teacher_trajectory(mix2d, t, x_t, e, 0.0, 1.0, steps=6), ref)
+    # stopping halfway and continuing is the same integration on the same grid
+    half = teacher_trajectory(mix2d, t, x_t, e, 0.0, 0.5, steps=3)
+    torch.testing.assert_close(teacher_trajectory(mix2d, t, x_t, half, 0.5, 1.0, steps=3), ref)
+
+
+def test_trajectory_loss_is_zero_for_an_exact_map(mix2d):
+    # A "map" that integrates the teacher itself has no trajectory error: the loss compares like with like.
+    class _Integrator(DiamondMap):
+        def forward(self, t, s, s_next, x_t, xbar, cond=None):
+            return teacher_trajectory(mix2d, t, x_t, xbar, s, s_next, cond, steps=8)
+
+    dmap = _Integrator(_TeacherNet(mix2d), DiamondConfig(diag_fraction=0.0, trajectory_fraction=1.0))
+    loss, info = distillation_loss(dmap, mix2d, mix2d.sample(64), generator=torch.Generator().manual_seed(0))
+    assert float(loss) < 1e-10 and set(info) == {"loss_trajectory", "loss"}
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="s_min"):
         DiamondConfig(s_min=0.5, s_max=0.4)
     with pytest.raises(ValueError, match="weighting"):
         DiamondConfig(weighting="x")
+    with pytest.raises(ValueError, match="trajectory_fraction"):
+        DiamondConfig(diag_fraction=0.75, trajectory_fraction=0.5)
 
 
 @pytest.mark.parametrize("t, point", [(0.3, (-1.0, 0.0)), (0.6, (0.2, 0.3)), (0.6, (-1.0, 0.0)), (0.9, (0.2, 0.3))])
@@ -123,6 +155,21 @@ def test_distilled_transition_nearly_preserves_marginals(distilled):
         target = teacher.marginal_sample(t_next, N, generator=g)
         gap = energy_distance(teacher.marginal_sample(t, N, generator=g) * (t_next / t), target)
         assert energy_distance(x_next, target) < 0.1 * gap
+
+
+def test_one_step_samples_match_the_data_distribution(distilled):
+    # At t = 0 the posterior is p(x_1): one map call from noise samples the model. Threshold as above: close
+    # >= 90% of the gap between one Euler step of the exact flow (what one call of the teacher gives) and data.
+    teacher, dmap = distilled
+    g = torch.Generator().manual_seed(46)
+    with torch.no_grad():
+        z = one_step_sample(dmap, None, noise=torch.randn(N, 2, generator=g), generator=g)
+    x0 = torch.randn(N, 2, generator=g)
+    one_euler = x0 + teacher.velocity(torch.zeros(N), x0)
+    data = teacher.sample(N, generator=g)
+    gap = energy_distance(one_euler, data)
+    assert gap > 0.1
+    assert energy_distance(z, data) < 0.1 * gap
 
 
 @pytest.mark.slow

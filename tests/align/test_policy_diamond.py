@@ -8,7 +8,17 @@ from torch.utils.data import DataLoader
 
 from ttfkit.align import glass
 from ttfkit.align.diamond import DiamondConfig, distillation_loss
-from ttfkit.align.policy_diamond import PolicyPhi, distill_policy, load_diamond, policy_diamond, save_diamond
+import json
+
+from ttfkit.align.one_step import OneStepPolicy
+from ttfkit.align.policy_diamond import (
+    Distiller,
+    PolicyPhi,
+    distill_policy,
+    load_diamond,
+    policy_diamond,
+    save_diamond,
+)
 from ttfkit.data import Normalizer, ReplayBuffer, SequenceDataset
 from ttfkit.policies import make_policy
 
@@ -92,12 +102,83 @@ def test_ttf_distill_cli(policy_and_data, tmp_path, capsys):
 
     policy, _, store = policy_and_data
     policy.save(tmp_path / "ckpt")
-    rc = main(["distill", "--policy", str(tmp_path / "ckpt"), "--dataset", str(store), "--out",
-               str(tmp_path / "dm"), "--steps", "5", "--batch", "16", "--log-every", "5"])
-    assert rc == 0
+    common = ["distill", "--policy", str(tmp_path / "ckpt"), "--dataset", str(store), "--out", str(tmp_path / "dm"),
+              "--batch", "16", "--eval-every", "2", "--check-pairs", "2", "--check-samples", "8", "--no-progress",
+              "--trajectory-fraction", "0.25", "--trajectory-steps", "2"]
+    assert main(common + ["--steps", "4"]) == 0
     out = capsys.readouterr().out
-    assert "step      5" in out and "wrote" in out
+    assert "step      4" in out and "glass2" in out and "wrote" in out
+    assert (tmp_path / "dm" / "curve.png").is_file()
+    assert [line.split(",")[0] for line in (tmp_path / "dm" / "curve.csv").read_text().splitlines()[1:4]] == ["0", "2", "4"]
     dmap, teacher = load_diamond(tmp_path / "dm")
     assert isinstance(dmap.net, PolicyPhi) and teacher.config.horizon == H
+    assert json.loads((tmp_path / "dm" / "config.json").read_text())["metadata"]["step"] == 4
+    # --resume continues at step 4 (only steps 5-6 run) and appends to the curve
+    assert main(common + ["--steps", "6", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed" in out and "step      6" in out and "step      2" not in out
+    assert json.loads((tmp_path / "dm" / "config.json").read_text())["metadata"]["step"] == 6
     assert main(["distill", "--policy", str(tmp_path / "nope"), "--dataset", str(store), "--out",
                  str(tmp_path / "x")]) == 2
+
+
+def test_distiller_resumes_exactly(policy_and_data):
+    policy, ds, _ = policy_and_data
+    batches = [next(iter(DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(i))))
+               for i in range(6)]
+    cfg = DiamondConfig(diag_fraction=0.5, trajectory_fraction=0.25, trajectory_steps=2)
+
+    def fresh():
+        torch.manual_seed(0)
+        dm = policy_diamond(policy, cfg)
+        return dm, Distiller(policy, dm, steps=10, lr=1e-3, warmup=2, generator=torch.Generator().manual_seed(5))
+
+    dm_a, run_a = fresh()
+    for b in batches:
+        run_a.train_step(b)
+    dm_b, run_b = fresh()
+    for b in batches[:3]:
+        run_b.train_step(b)
+    state, weights = run_b.state_dict(), {k: v.clone() for k, v in dm_b.state_dict().items()}
+    dm_c, run_c = fresh()
+    dm_c.load_state_dict(weights)
+    run_c.load_state_dict(state)
+    for b in batches[3:]:
+        run_c.train_step(b)
+    assert run_c.step == 6
+    for k, v in dm_a.state_dict().items():
+        torch.testing.assert_close(dm_c.state_dict()[k], v)
+
+
+def test_one_step_policy_is_one_map_call_at_t0(policy_and_data):
+    # Untrained map (zero-initialised layer): one call from e at t = 0 is one Euler step of the teacher's flow from
+    # s_min to s_max, divided by s_max. Computed here from the teacher's velocity, independently of the map code.
+    policy, ds, _ = policy_and_data
+    dmap = policy_diamond(policy)
+    one = OneStepPolicy(policy, dmap)
+    batch = next(iter(DataLoader(ds, batch_size=5)))
+    e = torch.randn(5, H, DA, generator=torch.Generator().manual_seed(7))
+    chunk = one.predict_action_chunk(batch["obs"], noise=e)
+    s0, s1 = dmap.config.s_min, dmap.config.s_max
+    with torch.no_grad():
+        cond = policy.encode_obs(batch["obs"])
+        z_hat = e + (1 - s0) * policy.velocity(torch.full((5,), s0), e, cond)
+        ref = (e + (s1 - s0) / (1 - s0) * (z_hat - e)) / s1
+    torch.testing.assert_close(chunk, policy._unnormalize("action", ref), atol=1e-5, rtol=1e-5)
+    assert one.select_action({k: v[:, -1].numpy() for k, v in batch["obs"].items()}).shape == (5, DA)
+    with pytest.raises(ValueError, match="FlowPolicy"):
+        OneStepPolicy(object(), dmap)
+
+
+def test_checkpoints_without_the_xbar_input_still_load(policy_and_data, tmp_path):
+    policy, _, _ = policy_and_data
+    old = policy_diamond(policy, xbar_input=False)
+    save_diamond(old, tmp_path / "old", teacher=policy, extra_files={"note.txt": b"kept"})
+    cfg_file = tmp_path / "old" / "config.json"
+    config = json.loads(cfg_file.read_text())
+    del config["phi"]["xbar_input"]  # as written before the option existed
+    cfg_file.write_text(json.dumps(config))
+    loaded, _ = load_diamond(tmp_path / "old")
+    assert loaded.net.xbar_input is False and (tmp_path / "old" / "note.txt").read_bytes() == b"kept"
+    with pytest.raises(ValueError, match="clash"):
+        save_diamond(old, tmp_path / "bad", teacher=policy, extra_files={"config.json": b"{}"})
