@@ -225,7 +225,7 @@ class AlignedPolicy:
         vg = PosteriorValueGrad(self.policy, reward, posterior=self.posterior, value_samples=cfg.value_samples,
                                 inner_steps=cfg.inner_steps, reward_context=ctx, generator=generator)
         start, scale = cfg.guidance_start, cfg.guidance_scale
-        return guided_sample(self.policy, vg, n_samples=1, steps=steps, reward=reward,
+        return guided_sample(self.policy, vg, n_samples=1, steps=steps, solver="euler", reward=reward,
                              scale=lambda t: scale if t >= start else 0.0, **kw)
 
     def _normalised_reward(self, x: Tensor, ctx) -> Tensor:

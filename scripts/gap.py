@@ -90,6 +90,11 @@ class GapConfig:
     workers: int | None = None
     device: str = "auto"
     amp: bool = False
+    align: tuple[str, ...] = ()
+    reward: str | None = None
+    particles: tuple[int, ...] = (8,)
+    critic_episodes: int = 100
+    align_episodes: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "optims", tuple(self.optims))
@@ -106,6 +111,10 @@ class GapConfig:
         if self.tune_episodes < 0 or (self.tune_episodes and 0 <= self.tune_seed < self.seeds):
             raise ValueError(f"GapConfig: tune_episodes must be >= 0 and tune_seed outside the reported seeds "
                              f"0..{self.seeds - 1}, got {self.tune_episodes=}, {self.tune_seed=}")
+        object.__setattr__(self, "align", tuple(self.align))
+        object.__setattr__(self, "particles", tuple(self.particles))
+        if self.align:
+            self.align_stage()  # validates the alignment options
         if self.ckpt_every > self.steps:
             raise ValueError(f"GapConfig: ckpt_every ({self.ckpt_every}) exceeds steps ({self.steps})")
 
@@ -114,13 +123,25 @@ class GapConfig:
         """The lr grid of one optimizer: ``optim_lrs[optim]`` when given, else ``lrs``."""
         return self.optim_lrs.get(optim, self.lrs)
 
+    def align_stage(self):
+        """The ``--align`` stage (``ttfkit.scripts.gap_align.AlignStage``), or None."""
+        from ttfkit.scripts.gap_align import AlignStage
+
+        if not self.align:
+            return None
+        if self.reward is None:
+            raise ValueError("GapConfig: align needs a reward (--reward critic|rollout|...)")
+        return AlignStage(methods=self.align, reward=self.reward, particles=self.particles,
+                          critic_episodes=self.critic_episodes, episodes=self.align_episodes)
+
 
 # Presets. `demo` is what `make demo` runs: shelf-place from 10 scripted demos, where a screen put
 # AdamW's success at 25-45% after 500-1500 steps (room to differ), in about 15 min on 2 CPU cores.
 # `full` is for a GPU machine (estimated, not measured here: ~5 h on one GPU with 16 CPU cores).
 PRESETS: dict[str, list[dict]] = {
     "demo": [dict(env="ttfkit/metaworld-shelf-place-v3", demos=10, optims=("adamw", "dopr-adamw"), lrs=(1e-3,),
-                  seeds=1, steps=1500, ckpt_every=500, batch=256, backbone="mlp", eval_episodes=20)],
+                  seeds=1, steps=1500, ckpt_every=500, batch=256, backbone="mlp", eval_episodes=20,
+                  align=("best-of-n",), reward="critic", particles=(4,), critic_episodes=50)],
     "full": [dict(env=f"ttfkit/metaworld-{task}-v3", demos=10, optims=("adamw", "dopr-adamw", "muon", "dopr-muon"),
                   lrs=(1e-3,), seeds=3, steps=10000, ckpt_every=2000, batch=256, backbone="unet",
                   eval_episodes=50)
@@ -130,8 +151,9 @@ PRESETS: dict[str, list[dict]] = {
 PRESETS.update(STUDY_PRESETS)  # the DoPr study of issue 18: 6 settings, lr tuned per optimizer
 
 
-def run_gap(cfg: GapConfig) -> str:
-    """Run (or resume) the study; returns report.md's text."""
+def run_gap(cfg: GapConfig, executor=None) -> str:
+    """Run (or resume) the study; returns report.md's text. ``executor`` (``ttfkit.scripts.executors``)
+    trains and evaluates the runs elsewhere first; None does it here, one job at a time."""
     from ttfkit.policies.checkpoint import read_config
 
     out = Path(cfg.out)
@@ -146,16 +168,22 @@ def run_gap(cfg: GapConfig) -> str:
 
         lrs = tune_lrs(cfg, dataset)  # {optimizer: (picked lr,)}
     runs = [(opt, lr, seed) for opt in cfg.optims for lr in lrs[opt] for seed in range(cfg.seeds)]
+    if executor is not None:  # the loop below then finds every run trained and every checkpoint evaluated
+        executor.run(cfg, dataset, [(o, lr, s, out / "runs" / f"{o}_lr{lr:g}_seed{s}") for o, lr, s in runs])
     for i, (opt, lr, seed) in enumerate(runs):
         stage = f"[{i + 1}/{len(runs)}] {opt} lr={lr:g} seed={seed}"
         run_dir = out / "runs" / f"{opt}_lr{lr:g}_seed{seed}"
         _train_run(cfg, dataset, run_dir, opt, lr, seed, stage)
         losses = _train_losses(run_dir / "metrics.csv")
+        run_dirs.append((opt, lr, seed, run_dir))
+        best_val = float("inf")
         for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
             result = _evaluate_cached(cfg, ckpt, f"{stage} eval {ckpt.name}")
             meta = read_config(ckpt)["metadata"]
             step = int(meta["step"])
             val_loss = float("nan") if meta.get("val_loss") is None else float(meta["val_loss"])
+            if val_loss < best_val:
+                best_val, picks[run_dir] = val_loss, ckpt
             rows.append(CheckpointRow(opt, seed, lr, step, losses.get(step, float("nan")), val_loss,
                                       result.success_rate, result.ci_low, result.ci_high, result.n_episodes))
     write_csv(rows, out / "checkpoints.csv")
@@ -166,7 +194,14 @@ def run_gap(cfg: GapConfig) -> str:
     if cfg.tune_episodes:
         details += (f" Each optimizer's lr was picked on tuning runs (training seed {cfg.tune_seed}, "
                     f"{cfg.tune_episodes} episodes from env seed 50000): tune/tune.md.")
-    return write_report(rows, out, f"TTF gap on {cfg.env}", details)
+    text = write_report(rows, out, f"TTF gap on {cfg.env}", details)
+    if cfg.align:
+        from ttfkit.scripts.gap_align import run_align_stage, write_align_report
+
+        aligned = run_align_stage(cfg, cfg.align_stage(), run_dirs, picks)
+        text += "\n" + write_align_report(aligned, out, f"Aligned vs base on {cfg.env}")
+        (out / "report.md").write_text(text)
+    return text
 
 
 def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str, first_seed: int | None = None,
@@ -286,7 +321,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="evaluation processes (default: one per core; 0: in-process)")
     add_device_argument(parser, what="training and the evaluated policy")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast in training (GPU)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: one job at a time here; ray: runs and evaluation shards as Ray tasks "
+                             "(pip install 'ttfkit[ray]'; ttfkit.scripts.executors)")
+    parser.add_argument("--ray-address", default=None, help="Ray cluster HOST:PORT (default: a local instance)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy 2-core machine)")
+    parser.add_argument("--align", help="align each run's final (and val-loss-picked) checkpoint: comma-separated "
+                                        "methods among best-of-n, smc, guidance")
+    parser.add_argument("--reward", help="alignment reward: critic (fitted per checkpoint), rollout, ...")
+    parser.add_argument("--particles", help="comma-separated budgets, multiples of the base NFE per chunk")
+    parser.add_argument("--critic-episodes", type=int, help="rollouts each critic is fitted on (default 100)")
+    parser.add_argument("--align-episodes", type=int, help="aligned evaluation episodes (default: --eval-episodes)")
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -297,6 +342,9 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
         ckpt_every=args.ckpt_every, batch=args.batch, backbone=args.backbone, eval_episodes=args.eval_episodes,
         eval_max_steps=args.eval_max_steps, n_envs=args.n_envs, workers=args.workers, device=args.device,
         amp=args.amp or None,
+        align=tuple(args.align.split(",")) if args.align else None, reward=args.reward,
+        particles=tuple(int(x) for x in args.particles.split(",")) if args.particles else None,
+        critic_episodes=args.critic_episodes, align_episodes=args.align_episodes,
         optims=tuple(args.optims.split(",")) if args.optims else None,
         lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None,
         tune_episodes=args.tune_episodes, tune_seed=args.tune_seed,
@@ -319,9 +367,14 @@ def main(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    executor = None
+    if args.executor == "ray":
+        from ttfkit.scripts.executors import RayExecutor
+
+        executor = RayExecutor(address=args.ray_address, threads=args.threads or 1)
     for cfg in _configs(args):
         print(f"== TTF gap: {cfg.env} -> {cfg.out}", flush=True)
-        text = run_gap(cfg)
+        text = run_gap(cfg, executor=executor)
         print(text)
         print(f"report: {Path(cfg.out) / 'report.md'}\nplot:   {Path(cfg.out) / 'gap.png'}\n"
               f"table:  {Path(cfg.out) / 'checkpoints.csv'}")

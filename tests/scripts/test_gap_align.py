@@ -1,0 +1,76 @@
+"""`ttf gap --align`: budgets spent at most at N times the base NFE, the alignment stage on a real
+(tiny) run with a fitted critic, caching, and the aligned report's pooled numbers."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import ttfkit.envs  # noqa: F401
+from ttfkit.align.policy import AlignedPolicy
+from ttfkit.align.rewards import make_reward
+from ttfkit.envs.evaluate import evaluate
+from ttfkit.policies import make_policy
+from ttfkit.scripts.gap import GapConfig
+from ttfkit.scripts.gap_align import AlignStage, method_config, run_align_stage
+
+ENV = "ttfkit/metaworld-reach-v3"
+
+
+@pytest.fixture(scope="module")
+def policy():
+    torch.manual_seed(0)
+    return make_policy("flow", obs_shapes={"agent_pos": (4,), "environment_state": (17,)}, action_dim=4,
+                       horizon=8, n_obs_steps=2, n_action_steps=4, num_steps=10,
+                       backbone_options={"hidden_dim": 32, "n_blocks": 1}).eval()
+
+
+@pytest.mark.parametrize("n", [4, 8, 16])
+def test_budgets_spend_at_most_n_times_the_base_nfe(policy, n):
+    reward = make_reward("goal_distance", goal=[0.0, 0.6, 0.2])
+    nfe = {}
+    for method in ("best-of-n", "smc", "guidance"):
+        aligned = AlignedPolicy(policy, reward, method_config(method, n, 10), generator=torch.Generator().manual_seed(0))
+        evaluate(aligned, ENV, 1, seed=0, n_envs=1, max_steps=4)
+        nfe[method] = aligned.summary()["nfe_per_chunk"]
+    assert nfe["best-of-n"] == 10 * n
+    assert nfe["smc"] == 9 * n  # N particles x 3 inner steps x (transition + value sample + last transition)
+    assert nfe["guidance"] == 10 + 9 * 3 * ((n - 1) * 10 // 27)  # euler; no guidance term at t = 0
+    assert max(nfe.values()) <= 10 * n
+
+
+def test_align_stage_fits_critics_caches_and_reports(tmp_path, policy):
+    run = tmp_path / "runs" / "adamw_lr0.001_seed0"
+    ckpt = run / "checkpoints" / "step_000010"
+    policy.save(ckpt)
+    (ckpt / "eval.json").write_text(evaluate(policy, ENV, 2, n_envs=1, max_steps=8).to_json())
+    cfg = GapConfig(env=ENV, out=str(tmp_path), optims=("adamw",), eval_episodes=2, eval_max_steps=8,
+                    steps=10, ckpt_every=10, align=("best-of-n", "smc"), reward="critic", particles=(2,),
+                    critic_episodes=3)
+    stage = cfg.align_stage()
+    rows = run_align_stage(cfg, stage, [("adamw", 1e-3, 0, run)], {run: ckpt})
+    assert [(r.method, r.particles, r.episodes) for r in rows] == [("best-of-n", 2, 2), ("smc", 2, 2)]
+    assert (ckpt / "critic" / "model.safetensors").exists()
+    assert rows[0].nfe_per_chunk == 2 * 10 and rows[1].nfe_per_chunk == 2 * 3 * 3
+    cached = ckpt / "align" / "best-of-n-critic-x2.json"
+    before = cached.stat().st_mtime_ns
+    again = run_align_stage(cfg, stage, [("adamw", 1e-3, 0, run)], {run: ckpt})
+    assert cached.stat().st_mtime_ns == before and again == rows  # nothing re-evaluated
+    from ttfkit.scripts.gap_align import write_align_report
+
+    text = write_align_report(rows, tmp_path, "t")
+    with open(tmp_path / "aligned.csv") as f:
+        table = list(csv.DictReader(f))
+    saved = json.loads(cached.read_text())["eval"]
+    assert int(table[0]["successes"]) == sum(saved["successes"]) and "best-of-n | critic | 2x" in text
+    assert (tmp_path / "aligned.png").stat().st_size > 0
+
+
+def test_bad_alignment_options_are_refused():
+    with pytest.raises(ValueError, match="methods"):
+        AlignStage(methods=("beam",), reward="critic")
+    with pytest.raises(ValueError, match="at least 4x"):
+        AlignStage(methods=("guidance",), reward="critic", particles=(2,))
+    with pytest.raises(ValueError, match="needs a reward"):
+        GapConfig(env=ENV, out="x", align=("smc",))
