@@ -50,8 +50,8 @@ from gymnasium import spaces
 from ttfkit.envs.registry import register_env
 from ttfkit.envs.rendering import OffscreenCamera, fast_visuals
 
-__all__ = ["RobomimicEnv", "TASKS", "env_from_args", "map_controller_config", "default_controller",
-           "ControllerMappingError"]
+__all__ = ["RobomimicEnv", "TASKS", "env_from_args", "env_from_store", "map_controller_config",
+           "default_controller", "ControllerMappingError"]
 
 logger = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ def env_from_args(env_args: dict[str, Any], obs_keys: tuple[str, ...] | list[str
         raise ValueError(f"env_args.env_name={name!r} is not a robomimic task ttfkit knows: {sorted(_BY_ENV_NAME)}")
     task = _BY_ENV_NAME[name]
     env_kwargs = dict(env_args.get("env_kwargs") or {})
-    kwargs: dict[str, Any] = {"task": task}
+    kwargs: dict[str, Any] = {}
     if "controller_configs" in env_kwargs:
         kwargs["controller"] = map_controller_config(env_kwargs["controller_configs"],
                                                      where="env_args.env_kwargs.controller_configs")
@@ -377,6 +377,21 @@ def env_from_args(env_args: dict[str, Any], obs_keys: tuple[str, ...] | list[str
         logger.info("env_args recorded with robosuite %s; rebuilding in robosuite 1.5.2 (controller mapped "
                     "to world-frame OSC_POSE)", version)
     return f"ttfkit/robomimic-{task}-v0", kwargs
+
+
+def env_from_store(path: str, obs_keys: tuple[str, ...] | list[str] = ()) -> tuple[str, dict[str, Any]]:
+    """``env_from_args`` on the ``env_args`` attr of a zarr store written by ``ttf data import-robomimic``."""
+    from ttfkit.data import ReplayBuffer
+
+    attrs = dict(ReplayBuffer.open(path, mode="r").attrs)
+    env_args = attrs.get("env_args")
+    if not env_args:
+        raise ValueError(f"{path}: the store has no env_args attr (source {attrs.get('source')!r}); only stores "
+                         "imported from robomimic files name their env: pass --env")
+    try:
+        return env_from_args(env_args, obs_keys)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
 
 
 for _name, _task in TASKS.items():

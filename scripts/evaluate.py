@@ -4,6 +4,7 @@ Example:
     ttf eval --policy runs/flow/ckpt_010 --env ttfkit/metaworld-pick-place-v3 --episodes 50 \\
         --n-envs 8 --workers 2 --video videos/ --out eval.json
     ttf eval --policy expert --env ttfkit/fetch-push-v4 --episodes 50
+    ttf eval --policy runs/lift/checkpoints/step_003000   # trained on a robomimic store: env from env_args
 
 Episode i is reset with seed --seed + i (default 100000); an episode succeeds if the env reports
 success at any step and ends there (see ttfkit.envs.evaluate). Each episode's noise is seeded by its
@@ -26,7 +27,11 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True,
                         help="checkpoint directory (ttfkit.policies.load) or 'expert' for the scripted expert")
-    parser.add_argument("--env", required=True, help="env id, e.g. ttfkit/metaworld-reach-v3")
+    parser.add_argument("--env", default=None,
+                        help="env id, e.g. ttfkit/metaworld-reach-v3 (default: from --dataset's robomimic env_args)")
+    parser.add_argument("--dataset", default=None,
+                        help="a store from `ttf data import-robomimic`: evaluate in the env its env_args describe "
+                             "(default when --env is not given: the checkpoint's training dataset)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes (default 50)")
     parser.add_argument("--seed", type=int, default=100_000, help="first episode seed (default 100000)")
     parser.add_argument("--n-envs", type=int, default=None,
@@ -52,7 +57,10 @@ def main(args: argparse.Namespace) -> int:
     from ttfkit.envs.evaluate import evaluate
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    env_kwargs: dict = {}
     try:
+        if args.env is None and args.policy == "expert":
+            args.env, env_kwargs = _env_from_dataset(args, ())
         if args.policy == "expert":
             policy = ttfkit.envs.make_expert(args.env)
             name = f"expert:{policy.name}"
@@ -64,10 +72,13 @@ def main(args: argparse.Namespace) -> int:
             torch.set_num_threads(1)
             policy = load(args.policy, device=resolve_device(args.device))
             name = str(args.policy)
+            if args.env is None:
+                args.env, env_kwargs = _env_from_dataset(args, tuple(policy.config.obs_shapes))
     except (KeyError, ValueError, FileNotFoundError) as err:
         print(f"ttf eval: {err}", file=sys.stderr)
         return 2
-    env_kwargs = {"pixels": True} if args.pixels else {}
+    if args.pixels:
+        env_kwargs["pixels"] = True
     bar = tqdm(total=args.episodes, desc=args.env.split("/")[-1], unit="ep", dynamic_ncols=True)
     wins = [0]
 
@@ -103,3 +114,23 @@ def main(args: argparse.Namespace) -> int:
     for video in result.videos:
         print(f"video {video}")
     return 0
+
+
+def _env_from_dataset(args: argparse.Namespace, obs_keys: tuple[str, ...]) -> tuple[str, dict]:
+    """(env id, env kwargs) from a robomimic store's env_args: --dataset, else the checkpoint's training
+    dataset. One env is built here, so a dataset/env observation-key mismatch fails before any rollout."""
+    from ttfkit.envs import make_env
+    from ttfkit.envs.robomimic import env_from_store
+
+    dataset = args.dataset
+    if dataset is None and args.policy != "expert":
+        from ttfkit.policies.checkpoint import read_config
+
+        dataset = read_config(args.policy).get("metadata", {}).get("train_config", {}).get("dataset")
+    if dataset is None:
+        raise ValueError("--env is required unless --dataset (or the checkpoint's training dataset) is a "
+                         "store imported from robomimic")
+    env_id, kwargs = env_from_store(dataset, obs_keys)
+    make_env(env_id, **kwargs).close()
+    print(f"env {env_id} from {dataset}'s env_args: {kwargs}")
+    return env_id, kwargs
