@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--reward-option", action="append", default=[], metavar="KEY=JSON",
                    help="reward constructor option, e.g. --reward-option scale=2.0 (repeatable)")
     p.add_argument("--particles", type=int, default=8, help="best-of-N candidates / SMC particles")
+    p.add_argument("--critic", default=None, help="`ttf critic` directory for --reward critic (weights travel "
+                                                   "inside the export)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -52,7 +54,14 @@ def main(args: argparse.Namespace) -> int:
             options[key] = json.loads(value)
         align = {"method": args.align, "reward": args.reward, "reward_options": options,
                  "particles": args.particles}
-    out = export_ttfkit_policy(args.policy, args.out, weights=args.weights, align=align,
+    critic = None
+    if args.reward == "critic":
+        if not args.critic:
+            raise SystemExit("ttf export lerobot: --reward critic needs --critic DIR (from `ttf critic`)")
+        from ttfkit.align.critic import load_critic
+
+        critic = load_critic(args.critic)
+    out = export_ttfkit_policy(args.policy, args.out, weights=args.weights, align=align, critic=critic,
                                overwrite=args.overwrite)
     print(f"wrote {out} (LeRobot policy type 'ttfkit'; load with --policy.path={out})")
     return 0

@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
@@ -33,7 +34,7 @@ _DERIVED = ("obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_step
 
 
 def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
-                         weights: str = "auto", align: dict | None = None,
+                         weights: str = "auto", align: dict | None = None, critic: Any = None,
                          overwrite: bool = False) -> Path:
     """Export the ttfkit checkpoint directory ``checkpoint`` as a LeRobot policy in ``out_dir``.
 
@@ -44,7 +45,8 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     ``push_to_hub: false`` (so ``lerobot-train --policy.path=out_dir`` needs no repo id).
     ``align``: inference-time alignment carried in the config, ``{"method": "best-of-n"|"smc"|...,
     "reward": registered reward name, "reward_options": {...}, **other AlignConfig fields}``
-    (flow policies with a normaliser only; see ``modeling_ttfkit``).
+    (flow policies with a normaliser only; see ``modeling_ttfkit``). ``critic``: the ``ChunkCritic`` of
+    reward "critic" (fitted for this checkpoint: checked), exported inside model.safetensors.
     """
     from ttfkit.policies import load
 
@@ -70,6 +72,15 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         if source.name != "flow" or source.normalizer is None:
             raise ValueError(f"{checkpoint}: alignment needs a flow policy with a normaliser, got "
                              f"{source.name!r} (normaliser: {source.normalizer is not None})")
+        align = dict(align)
+        if align.get("reward") == "critic":
+            from ttfkit.align.critic import check_critic
+
+            if critic is None:
+                raise ValueError("reward 'critic' needs the fitted critic (ttf export lerobot --critic DIR)")
+            check_critic(critic, source)  # sizes and the policy fingerprint it was fitted for
+            meta = {k: v for k, v in critic.meta.items() if k != "policy_fingerprint"}
+            align["critic"] = {"sizes": critic.sizes, "meta": meta}
         extra = {"align": {**_jsonable(align), "normalizer": source.normalizer.to_dict()},
                  "normalization_mapping": {t: NormalizationMode.IDENTITY
                                            for t in ("VISUAL", "STATE", "ENV", "ACTION")}}
@@ -88,6 +99,8 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     if not align:  # LeRobot's processors normalise; the wrapped model has no normaliser
         state = {k: v for k, v in state.items() if not k.startswith("normalizer.")}
     policy.model.load_state_dict(state, strict=True)
+    if policy.critic is not None:
+        policy.critic.load_state_dict(critic.state_dict(), strict=True)
 
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:

@@ -71,7 +71,9 @@ class TtfkitPolicy(PreTrainedPolicy):
             **config.policy_config, "obs_shapes": obs_shapes,
             "action_dim": config.output_features[ACTION].shape[0], "horizon": config.horizon,
             "n_obs_steps": config.n_obs_steps, "n_action_steps": config.n_action_steps})
-        self.aligned = _make_aligned(self.model, align) if align else None
+        # a critic reward travels as a submodule, so its weights live in model.safetensors (no pickle)
+        self.critic = _make_critic(align.pop("critic")) if "critic" in align else None
+        self.aligned = _make_aligned(self.model, align, self.critic) if align else None
         self._obs_history: deque = deque(maxlen=config.n_obs_steps)
         self._action_queue: deque = deque()
 
@@ -162,14 +164,29 @@ class TtfkitPolicy(PreTrainedPolicy):
                                "directory whose processors hold them (ttf export lerobot writes them)")
 
 
-def _make_aligned(model: Any, align: dict[str, Any]) -> Any:
-    """ttfkit's AlignedPolicy around ``model`` from the config's ``align`` dict (minus the stats):
-    {"reward": name, "reward_options": {...}, **AlignConfig fields}."""
+def _make_aligned(model: Any, align: dict[str, Any], critic: Any = None) -> Any:
+    """ttfkit's AlignedPolicy around ``model`` from the config's ``align`` dict (minus the stats and the
+    critic): {"reward": name, "reward_options": {...}, **AlignConfig fields}; reward "critic" uses
+    ``critic`` (its weights are loaded with the policy's)."""
     from ttfkit.align import make_reward
     from ttfkit.align.policy import AlignConfig, AlignedPolicy
 
     align = dict(align)
     if "reward" not in align:
         raise KeyError(f"TtfkitConfig.align needs a 'reward' name, got keys {sorted(align)}")
-    reward = make_reward(align.pop("reward"), **align.pop("reward_options", {}))
-    return AlignedPolicy(model, reward, AlignConfig(**align))
+    name, options = align.pop("reward"), align.pop("reward_options", {})
+    if name == "critic":
+        if critic is None:
+            raise KeyError("TtfkitConfig.align has reward 'critic' but no 'critic' sizes (ttf export lerobot "
+                           "--reward critic --critic DIR writes them)")
+        options = {**options, "critic": critic, "policy": model}
+    return AlignedPolicy(model, make_reward(name, **options), AlignConfig(**align))
+
+
+def _make_critic(spec: dict[str, Any]) -> Any:
+    """An empty ChunkCritic of the exported sizes; ``from_pretrained`` fills its weights."""
+    from ttfkit.align.critic import ChunkCritic
+
+    critic = ChunkCritic(**spec["sizes"])
+    critic.meta = dict(spec.get("meta", {}))
+    return critic.eval()

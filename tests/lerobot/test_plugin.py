@@ -221,3 +221,45 @@ def test_aligned_export_acts_like_ttfkits_aligned_policy(exported, tmp_path):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     n_steps = load(ckpt).config.num_steps
     assert policy.aligned.summary()["nfe_per_chunk"] == 4 * n_steps  # best-of-4 really ran
+
+
+def test_critic_aligned_export_carries_the_critic_and_acts_like_ttfkit(exported, tmp_path):
+    from ttfkit.align.critic import ChunkCritic, CriticReward, policy_fingerprint, save_critic
+    from ttfkit.align.policy import AlignConfig, AlignedPolicy
+    from ttfkit.scripts.cli import main
+
+    ckpt, _ = exported["flow"]
+    source = load(ckpt)
+    torch.manual_seed(0)
+    critic = ChunkCritic(source.encoder.out_dim, source.config.horizon, source.config.action_dim, hidden=16, members=2)
+    critic.meta.update(policy_fingerprint=policy_fingerprint(source), env_id="ttfkit/metaworld-reach-v3")
+    save_critic(critic, tmp_path / "critic")
+    out = tmp_path / "aligned_critic"
+    assert main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out), "--align", "best-of-n",
+                 "--reward", "critic", "--critic", str(tmp_path / "critic"), "--particles", "4"]) == 0
+    weights = load_file(out / "model.safetensors")
+    for k, v in critic.state_dict().items():  # the verifier's weights travel in model.safetensors
+        assert torch.equal(weights[f"critic.{k}"], v)
+    policy = get_policy_class("ttfkit").from_pretrained(out)
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
+    reference = AlignedPolicy(source, CriticReward(critic, source), AlignConfig(method="best-of-n", particles=4))
+    steps = _obs_batch(exported["store"], batch=2, n_obs_steps=4, seed=5)
+    policy.reset()
+    reference.reset()
+    for t in range(4):
+        step = {key: steps[key][:, t] for key in FEATURES.values()}
+        env_step = {k: v.numpy() for k, v in step.items()}
+        env_step["pixels"] = (step["pixels"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+        with torch.random.fork_rng():
+            torch.manual_seed(t)
+            want = reference.select_action(env_step)
+        with torch.random.fork_rng():
+            torch.manual_seed(t)
+            got = post(policy.select_action(pre({f: step[k] for f, k in FEATURES.items()})))
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    # a critic fitted for another policy is refused, naming both
+    critic.meta["policy_fingerprint"] = "0123456789abcdef"
+    save_critic(critic, tmp_path / "other")
+    with pytest.raises(ValueError, match="fitted for policy 0123456789abcdef"):
+        main(["export", "lerobot", "--policy", str(ckpt), "--out", str(tmp_path / "x"), "--align", "best-of-n",
+              "--reward", "critic", "--critic", str(tmp_path / "other"), "--debug"])
