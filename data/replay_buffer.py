@@ -10,8 +10,8 @@ Layout (identical to Diffusion Policy's ``ReplayBuffer``, so either side opens t
         .ttfkit.lock         the writer lock (``filelock``), holder's pid inside
 
 ttfkit writes ``zarr_format=2`` (Diffusion Policy's code uses the zarr 2 API), compresses every array
-with Blosc/zstd and chunks along time only, about ``_CHUNK_BYTES`` per chunk (the chunk length
-follows from each key's trailing shape and dtype). Every chunk is written, also one that holds only
+with Blosc/zstd, checksums every compressed chunk (CRC32, ``_codecs``) and chunks along time only,
+about ``_CHUNK_BYTES`` per chunk (the chunk length follows from each key's trailing shape and dtype). Every chunk is written, also one that holds only
 the fill value, so a chunk file that is absent is always a loss. Images are uint8 (T, H, W, C).
 
 One writer at a time: ``"a"`` mode takes an exclusive lock on the store for the life of the object
@@ -79,6 +79,14 @@ class StoreLockedError(RuntimeError):
 
 def _compressor() -> numcodecs.Blosc:
     return numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE)
+
+
+def _codecs() -> dict[str, Any]:
+    """zarr 2 codecs of every array ttfkit writes: Blosc/zstd as the (only) filter and a CRC32 of the
+    compressed bytes as the compressor, so a corrupt or truncated chunk fails its checksum before
+    Blosc reads it (Blosc 1 cannot tell a truncated buffer and may decode garbage). Diffusion
+    Policy's reader (zarr 2) decodes both."""
+    return {"filters": [_compressor()], "compressors": numcodecs.CRC32()}
 
 
 def _chunk_length(trailing: tuple[int, ...], dtype: np.dtype) -> int:
@@ -173,6 +181,7 @@ class ReplayBuffer:
             raise ValueError(f"{path}: not a zarr store (a file, not a directory)")
         files = _list_files(path)
         _check_metadata_json(path, files)
+        _check_array_metadata_present(path, files)
         lock = _acquire_lock(path) if mode == "a" else None
         try:
             try:
@@ -285,17 +294,19 @@ class ReplayBuffer:
         with zarr.config.set(_WRITE_ALL_CHUNKS):
             data = self._root.require_group("data")
             for key, value in arrays.items():
-                if key in data:
-                    data[key].append(value, axis=0)
-                else:
-                    trailing = value.shape[1:]
-                    arr = data.create_array(
-                        key, shape=(0, *trailing), dtype=value.dtype,
-                        chunks=(_chunk_length(trailing, value.dtype), *trailing),
-                        compressors=_compressor())
-                    arr.append(value, axis=0)
+                with _naming_errors(self._path, f"data/{key}"):
+                    if key in data:
+                        data[key].append(value, axis=0)
+                    else:
+                        trailing = value.shape[1:]
+                        arr = data.create_array(
+                            key, shape=(0, *trailing), dtype=value.dtype,
+                            chunks=(_chunk_length(trailing, value.dtype), *trailing),
+                            **_codecs())
+                        arr.append(value, axis=0)
             new_end = self.n_steps + length
-            meta["episode_ends"].append(np.array([new_end], dtype=np.int64))  # last
+            with _naming_errors(self._path, "meta/episode_ends"):
+                meta["episode_ends"].append(np.array([new_end], dtype=np.int64))  # last
         del meta.attrs[_JOURNAL]
         self._ends = np.append(self._ends, np.int64(new_end))
 
@@ -508,6 +519,19 @@ def _read(arr: zarr.Array, selection, store: Path, name: str) -> np.ndarray:
                          f"({type(e).__name__}: {e}); run `ttf data verify {store}`") from e
 
 
+@contextlib.contextmanager
+def _naming_errors(store: Path, name: str) -> Iterator[None]:
+    """Re-raise a failed append (full disk, corrupt chunk, ...) naming the store and the array; the
+    store keeps its record of the interrupted append, so reopening in "a" mode cleans the tail."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"{store}: {name}: cannot append ({e})") from e
+    except Exception as e:  # noqa: BLE001 - codec errors come as RuntimeError, ValueError, ...
+        raise ValueError(f"{store}: {name}: cannot append ({type(e).__name__}: {e}); nothing "
+                         f"earlier was changed") from e
+
+
 def _list_files(path: Path) -> set[str]:
     """Every file under store ``path``, as '/'-separated paths relative to it."""
     out = set()
@@ -528,6 +552,18 @@ def _check_metadata_json(path: Path, files: set[str]) -> None:
         if not isinstance(data, dict):
             raise ValueError(f"{path / rel}: zarr metadata must be a JSON object, got "
                              f"{type(data).__name__}")
+
+
+def _check_array_metadata_present(path: Path, files: set[str]) -> None:
+    """A folder under data/ or meta/ that holds files but no zarr metadata lost its ``.zarray``;
+    zarr would skip it silently (the key would vanish from ``keys()``)."""
+    dirs = {f.rsplit("/", 1)[0] for f in files if "/" in f}
+    for d in sorted(dirs):
+        parts = d.split("/")
+        if len(parts) == 2 and parts[0] in ("data", "meta") and not any(
+                f"{d}/{m}" in files for m in (".zarray", ".zgroup", "zarr.json")):
+            raise ValueError(f"{path}: {d}/.zarray is missing ({d} holds chunk files but no array "
+                             f"metadata); the store is damaged (restore it from a copy)")
 
 
 def _missing_chunks(files: set[str], arr: zarr.Array, n_rows: int) -> list[tuple[int, str]]:
@@ -586,7 +622,7 @@ def _init_store(path: Path, attrs: Mapping[str, Any] | None) -> None:
     meta = root.create_group("meta")
     meta.create_array(
         "episode_ends", shape=(0,), chunks=(_ENDS_CHUNK,), dtype="int64", fill_value=_ENDS_FILL,
-        compressors=_compressor())
+        **_codecs())
     meta.attrs["ttfkit"] = {"kind": _KIND}
     if attrs:
         root.attrs.update(dict(attrs))

@@ -166,7 +166,7 @@ class ChunkPolicy(nn.Module):
     def encode_obs(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """{key: (B, To, *shape)} in dataset units -> cond (B, Dc). Normalises, then encodes."""
         self._check_obs(obs_batch)
-        obs = {k: self._normalize(k, obs_batch[k].to(self.device)) for k in self.config.obs_shapes}
+        obs = {k: self._normalize(k, _obs_float32(k, obs_batch[k]).to(self.device)) for k in self.config.obs_shapes}
         return self.encoder(obs)
 
     def draw_loss_noise(self, batch_size: int, generator: torch.Generator | None = None,
@@ -315,6 +315,12 @@ class ChunkPolicy(nn.Module):
             sizes.add(x.shape[0])
         if len(sizes) > 1:
             raise ValueError(f"observation keys disagree on the batch size: {sorted(sizes)}")
+        if self.check_finite_obs:
+            _check_finite_obs(obs_batch, self.config.obs_shapes)
+
+    #: Observations holding NaN or inf are refused with an error naming the key (they would give NaN
+    #: actions silently); set False on a policy whose caller handles them itself.
+    check_finite_obs: bool = True
 
     def _env_to_dataset(self, key: str, obs: dict) -> torch.Tensor:
         """One env step of ``key`` (B, ...) -> dataset units on the policy's device."""
@@ -330,6 +336,24 @@ class ChunkPolicy(nn.Module):
         if tuple(x.shape[1:]) != shape:
             raise ValueError(f"env observation {key!r} must be (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
         return x
+
+
+def _obs_float32(key: str, x: torch.Tensor) -> torch.Tensor:
+    """Observation ``key`` as float32: any floating dtype is accepted, other dtypes are refused."""
+    if not torch.is_floating_point(x):
+        raise TypeError(f"observation {key!r} must hold floating-point dataset units, got {x.dtype} "
+                        f"(images: uint8 / 255)")
+    return x.float()
+
+
+def _check_finite_obs(obs_batch: dict[str, torch.Tensor], keys) -> None:
+    for key in keys:
+        x = obs_batch[key]
+        if torch.is_floating_point(x) and not bool(torch.isfinite(x).all()):
+            bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+            raise ValueError(f"observation {key!r} holds a non-finite value {x[tuple(bad)].item()} at index "
+                             f"{tuple(bad)} (B, To, ...); set policy.check_finite_obs = False to pass such "
+                             f"observations through")
 
 
 class _Slot:

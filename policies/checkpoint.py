@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -77,6 +78,9 @@ def save(policy, path: str | os.PathLike, *, ema: nn.Module | None = None, metad
             save_file(_contiguous(tensors), tmp / _STATE_TENSORS)
             (tmp / _STATE_JSON).write_text(json.dumps(skeleton))
         replace_path(tmp, path, kind=KIND)
+    except (OSError, SafetensorError) as err:  # a full disk reaches safetensors' writer as SafetensorError
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(getattr(err, "errno", None), f"{path}: cannot write the checkpoint ({err})") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -538,8 +538,17 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop rows after ``step`` (written after the checkpoint we resume from); fresh file at 0."""
     rows = []
     if path.is_file() and step > 0:
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        try:
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+            if any(None in r or None in r.values() for r in rows):
+                raise ValueError("a row has a wrong number of fields")
+        except (OSError, ValueError, KeyError, TypeError, csv.Error, UnicodeDecodeError) as err:
+            aside = path.with_name(f"{path.name}.damaged-{uuid.uuid4().hex[:6]}")
+            os.replace(path, aside)
+            logger.warning("%s is unreadable (%s: %s); kept as %s, starting a new one", path,
+                           type(err).__name__, err, aside.name)
+            rows = []
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=_METRIC_FIELDS)

@@ -64,7 +64,8 @@ def test_on_disk_layout_is_zarr2_blosc_zstd_time_chunked(filled):
     for key, step_bytes in [("action", 3 * 4), ("pixels", 12 * 10 * 3)]:
         meta = json.loads((path / "data" / key / ".zarray").read_text())
         assert meta["zarr_format"] == 2
-        assert meta["compressor"]["id"] == "blosc" and meta["compressor"]["cname"] == "zstd"
+        assert meta["filters"] == [{"id": "blosc", "cname": "zstd", "clevel": 3, "shuffle": 1, "blocksize": 0}]
+        assert meta["compressor"] == {"id": "crc32"}  # a checksum of the compressed chunk
         assert meta["chunks"][1:] == meta["shape"][1:]  # chunked along time only
         assert meta["chunks"][0] == _CHUNK_BYTES // step_bytes
     ends = json.loads((path / "meta" / "episode_ends" / ".zarray").read_text())
