@@ -205,20 +205,7 @@ def test_aligned_export_acts_like_ttfkits_aligned_policy(exported, tmp_path):
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
     reference = AlignedPolicy(load(ckpt), make_reward("smoothness", scale=2.0),
                               AlignConfig(method="best-of-n", particles=4))
-    steps = _obs_batch(exported["store"], batch=2, n_obs_steps=5, seed=4)
-    policy.reset()
-    reference.reset()
-    for t in range(5):
-        step = {key: steps[key][:, t] for key in FEATURES.values()}
-        env_step = {k: v.numpy() for k, v in step.items()}
-        env_step["pixels"] = (step["pixels"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
-        with torch.random.fork_rng():
-            torch.manual_seed(t)
-            want = reference.select_action(env_step)
-        with torch.random.fork_rng():
-            torch.manual_seed(t)
-            got = post(policy.select_action(pre({f: step[k] for f, k in FEATURES.items()})))
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    _same_aligned_actions(policy, pre, post, reference, _obs_batch(exported["store"], batch=2, n_obs_steps=5, seed=4))
     n_steps = load(ckpt).config.num_steps
     assert policy.aligned.summary()["nfe_per_chunk"] == 4 * n_steps  # best-of-4 really ran
 
@@ -243,10 +230,21 @@ def test_critic_aligned_export_carries_the_critic_and_acts_like_ttfkit(exported,
     policy = get_policy_class("ttfkit").from_pretrained(out)
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
     reference = AlignedPolicy(source, CriticReward(critic, source), AlignConfig(method="best-of-n", particles=4))
-    steps = _obs_batch(exported["store"], batch=2, n_obs_steps=4, seed=5)
+    _same_aligned_actions(policy, pre, post, reference, _obs_batch(exported["store"], batch=2, n_obs_steps=4, seed=5))
+    # a critic fitted for another policy is refused, naming both
+    critic.meta["policy_fingerprint"] = "0123456789abcdef"
+    save_critic(critic, tmp_path / "other")
+    with pytest.raises(ValueError, match="fitted for policy 0123456789abcdef"):
+        main(["export", "lerobot", "--policy", str(ckpt), "--out", str(tmp_path / "x"), "--align", "best-of-n",
+              "--reward", "critic", "--critic", str(tmp_path / "other"), "--debug"])
+
+
+def _same_aligned_actions(policy, pre, post, reference, steps) -> None:
+    """Step the LeRobot policy and ttfkit's AlignedPolicy through the same windows with the same global
+    RNG state; their actions must agree."""
     policy.reset()
     reference.reset()
-    for t in range(4):
+    for t in range(next(iter(steps.values())).shape[1]):
         step = {key: steps[key][:, t] for key in FEATURES.values()}
         env_step = {k: v.numpy() for k, v in step.items()}
         env_step["pixels"] = (step["pixels"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
@@ -257,9 +255,3 @@ def test_critic_aligned_export_carries_the_critic_and_acts_like_ttfkit(exported,
             torch.manual_seed(t)
             got = post(policy.select_action(pre({f: step[k] for f, k in FEATURES.items()})))
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-    # a critic fitted for another policy is refused, naming both
-    critic.meta["policy_fingerprint"] = "0123456789abcdef"
-    save_critic(critic, tmp_path / "other")
-    with pytest.raises(ValueError, match="fitted for policy 0123456789abcdef"):
-        main(["export", "lerobot", "--policy", str(ckpt), "--out", str(tmp_path / "x"), "--align", "best-of-n",
-              "--reward", "critic", "--critic", str(tmp_path / "other"), "--debug"])
