@@ -15,7 +15,10 @@ a sample, so an episode of length L gives ``L - H + To + Ta - 1`` windows (none 
 Split: whole episodes are held out for validation. With ``val_fraction > 0``,
 ``n_val = clip(round(E * val_fraction), 1, E - 1)`` episodes are drawn without replacement by
 ``np.random.default_rng(seed)``; the same seed gives the same split, and ``"train"``/``"val"`` are
-disjoint and together cover all E episodes (``"all"`` uses every episode).
+disjoint and together cover all E episodes (``"all"`` uses every episode). ``filter_key`` first
+restricts the store to one of its named episode lists (``attrs["filter_keys"]``: robomimic's
+``mask/train``, ``mask/valid``, ... as imported by ``import_robomimic``); the split then applies
+within it (``filter_key="valid", split="all"`` is robomimic's validation set).
 
 Memory: the used keys of the used episodes are read from zarr into numpy once, at construction
 (random access into compressed zarr chunks per item is far too slow, Diffusion Policy does the same).
@@ -26,8 +29,10 @@ bounded LRU cache of ``cache_mb`` MiB (``ttfkit.data.chunk_cache``), for stores 
 the items are identical to the in-memory ones.
 
 Item layout: ``{"obs": {key: float32 Tensor (To, ...)}, "action": float32 Tensor (H, Da)}``; keys
-stored as 4-D (T, H, W, C) arrays are images and come as float32 (To, C, H, W) scaled by 1/255 to
-[0, 1]. Default collation gives ``{"obs": {key: (B, To, ...)}, "action": (B, H, Da)}``.
+stored as 4-D (T, H, W, C) arrays are images and come as float32 (To, C, H, W): uint8 images scaled
+by 1/255 to [0, 1], float images (Diffusion Policy's PushT ``img``, robomimic depth) as stored, left
+to the normaliser's per-channel statistics. Default collation gives
+``{"obs": {key: (B, To, ...)}, "action": (B, H, Da)}``.
 """
 
 from __future__ import annotations
@@ -64,13 +69,15 @@ class SequenceDataset(Dataset):
         seed: seed of the episode-level split.
         in_memory: load the used keys into memory at construction (default); False streams them.
         cache_mb: chunk-cache budget in MiB when streaming (per process; split among DataLoader workers).
+        filter_key: use only the episodes of the store's named list ``attrs["filter_keys"][name]``.
     """
 
     def __init__(self, buffer_or_path: ReplayBuffer | str | os.PathLike, horizon: int = 16,
                  n_obs_steps: int = 2, n_action_steps: int = 8,
                  obs_keys: Sequence[str] = ("agent_pos", "environment_state"),
                  action_key: str = "action", split: str = "train", val_fraction: float = 0.0,
-                 seed: int = 0, in_memory: bool = True, cache_mb: float = 256.0) -> None:
+                 seed: int = 0, in_memory: bool = True, cache_mb: float = 256.0,
+                 filter_key: str | None = None) -> None:
         if isinstance(obs_keys, str):
             raise TypeError(f"obs_keys must be a sequence of keys, got the string {obs_keys!r}")
         _check_config(horizon, n_obs_steps, n_action_steps, split, val_fraction)
@@ -93,10 +100,12 @@ class SequenceDataset(Dataset):
             raise ValueError(f"{buffer.path}: action key {action_key!r} has shape {act_shape}; "
                              f"expected (T, Da)")
         self.image_keys = tuple(k for k in self.obs_keys if buffer[k].ndim == 4)
+        self._scaled_keys = frozenset(k for k in self.image_keys if buffer[k].dtype == np.uint8)
 
-        val = _val_mask(buffer.n_episodes, val_fraction, seed)
+        pool = _filtered_episodes(buffer, filter_key)  # (E',) episode indices
+        val = _val_mask(pool.size, val_fraction, seed)
         chosen = {"train": ~val, "val": val, "all": np.ones_like(val)}[split]
-        self.episode_indices = np.flatnonzero(chosen).astype(np.int64)
+        self.episode_indices = pool[chosen]
         if self.episode_indices.size == 0:
             raise ValueError(f"{buffer.path}: split {split!r} is empty "
                              f"({buffer.n_episodes} episodes, {val_fraction=})")
@@ -140,7 +149,8 @@ class SequenceDataset(Dataset):
             x = self._arrays[key][obs_rows]  # (To, ...), a copy
             if key in self.image_keys:
                 x = x.transpose(0, 3, 1, 2).astype(np.float32)  # (To, C, H, W)
-                x /= 255.0  # [0, 1]
+                if key in self._scaled_keys:
+                    x /= 255.0  # uint8 -> [0, 1]; float images stay as stored
             obs[key] = torch.from_numpy(x.astype(np.float32, copy=False))
         action = self._arrays[self.action_key][rows].astype(np.float32, copy=False)  # (H, Da)
         return {"obs": obs, "action": torch.from_numpy(action)}
@@ -163,6 +173,20 @@ def _check_config(horizon: int, n_obs_steps: int, n_action_steps: int, split: st
         raise ValueError(f"split must be one of {_SPLITS}, got {split=}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction=}")
+
+
+def _filtered_episodes(buffer: ReplayBuffer, filter_key: str | None) -> np.ndarray:
+    """Episode indices (int64, ascending) of ``filter_key``'s list, or all episodes."""
+    if filter_key is None:
+        return np.arange(buffer.n_episodes, dtype=np.int64)
+    lists = dict(buffer.attrs).get("filter_keys") or {}
+    if filter_key not in lists:
+        raise KeyError(f"{buffer.path}: no filter key {filter_key!r}; the store has {sorted(lists)}")
+    episodes = np.unique(np.asarray(lists[filter_key], dtype=np.int64))
+    if episodes.size and (episodes[0] < 0 or episodes[-1] >= buffer.n_episodes):
+        raise ValueError(f"{buffer.path}: filter key {filter_key!r} lists episodes outside "
+                         f"0..{buffer.n_episodes - 1}")
+    return episodes
 
 
 def _val_mask(n_episodes: int, val_fraction: float, seed: int) -> np.ndarray:

@@ -5,7 +5,12 @@ Modes (per key, stats over the time axis, one value per feature, broadcast over 
 - ``"minmax"``: ``y = 2 (x - min) / (max - min) - 1`` maps [min, max] to [-1, 1];
 - ``"meanstd"``: ``y = (x - mean) / std``;
 - ``"image"``: fixed, ``y = 2 x - 1`` maps [0, 1] (the dataset's pixel range) to [-1, 1]. Used for
-  ``pixels`` and for every key stored as 4-D (T, H, W, C) images, whatever mode is asked.
+  ``pixels`` and for every key stored as 4-D (T, H, W, C) uint8 images, whatever mode is asked.
+
+Float images (4-D (T, H, W, C) float keys: Diffusion Policy's PushT ``img`` in [0, 255], robomimic
+depth) reach the policy as stored (``SequenceDataset`` scales only uint8 by 1/255), so they get the
+asked mode with one statistic per channel over time and pixels, held in the (C, H, W) layout the
+dataset yields (the same value at every pixel of a channel).
 
 A constant feature (``max - min`` or ``std`` below ``_EPS``) is mapped to 0 with unit scale
 (``y = x - centre``), so nothing divides by zero and ``unnormalize`` stays the exact inverse.
@@ -84,7 +89,9 @@ class Normalizer(nn.Module):
             m = modes.get(key)
             if m is None:
                 raise KeyError(f"no mode given for key {key!r} (modes for {sorted(modes)})")
-            if key in _IMAGE_KEYS or arr.ndim == 4:
+            if arr.ndim == 4 and np.dtype(arr.dtype).kind == "f":  # float images: per channel
+                stats[key] = {"mode": m, **_channel_stats(arr, buffer.n_steps)}
+            elif key in _IMAGE_KEYS or arr.ndim == 4:
                 stats[key] = _image_stats()
             else:
                 stats[key] = {"mode": m, **_streamed_stats(arr, buffer.n_steps)}
@@ -231,6 +238,29 @@ def _affine(mode: str, lo: torch.Tensor, hi: torch.Tensor, mean: torch.Tensor, s
 
 def _image_stats() -> dict[str, Any]:
     return {"mode": "image", "min": 0.0, "max": 1.0, "mean": 0.5, "std": 0.5}
+
+
+def _channel_stats(arr: Any, n_steps: int) -> dict[str, np.ndarray]:
+    """Per-channel stats of float images ``arr`` (T, H, W, C), broadcast to (C, H, W)."""
+    flat = _FlatPixels(arr)
+    stats = _streamed_stats(flat, n_steps * flat.pixels)
+    h, w, c = arr.shape[1:]
+    return {k: np.broadcast_to(np.asarray(v).reshape(c, 1, 1), (c, h, w)).copy()
+            for k, v in stats.items()}
+
+
+class _FlatPixels:
+    """Read-only view of (T, H, W, C) as (T*H*W, C) rows, chunked like the underlying array."""
+
+    def __init__(self, arr: Any) -> None:
+        self._arr = arr
+        self.pixels = int(np.prod(arr.shape[1:3]))
+        self.shape = (arr.shape[0] * self.pixels, arr.shape[3])
+        self.chunks = (max(1, arr.chunks[0]) * self.pixels,)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop = rows.start // self.pixels, -(-rows.stop // self.pixels)
+        return np.asarray(self._arr[start:stop]).reshape(-1, self.shape[1])
 
 
 def _streamed_stats(arr: Any, n_steps: int) -> dict[str, np.ndarray]:

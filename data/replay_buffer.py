@@ -12,7 +12,8 @@ Layout (identical to Diffusion Policy's ``ReplayBuffer``, so either side opens t
 ttfkit writes ``zarr_format=2`` (Diffusion Policy's code uses the zarr 2 API), compresses every array
 with Blosc/zstd, checksums every compressed chunk (CRC32, ``_codecs``) and chunks along time only,
 about ``_CHUNK_BYTES`` per chunk (the chunk length follows from each key's trailing shape and dtype). Every chunk is written, also one that holds only
-the fill value, so a chunk file that is absent is always a loss. Images are uint8 (T, H, W, C).
+the fill value, so a chunk file that is absent is always a loss. Images are (T, H, W, C), uint8 or
+float (kept as stored: Diffusion Policy's PushT ``img`` is float32 in [0, 255], robomimic depth float).
 
 One writer at a time: ``"a"`` mode takes an exclusive lock on the store for the life of the object
 (:meth:`close` or a ``with`` block releases it); a second writer gets ``StoreLockedError`` naming
@@ -57,6 +58,7 @@ import numpy as np
 import zarr
 
 from ttfkit.data.atomic import artefact_kind, check_replaceable, replace_path
+from ttfkit.data.codecs import check_codecs
 
 __all__ = ["ReplayBuffer", "StoreLockedError"]
 
@@ -181,6 +183,7 @@ class ReplayBuffer:
             raise ValueError(f"{path}: not a zarr store (a file, not a directory)")
         files = _list_files(path)
         _check_metadata_json(path, files)
+        check_codecs(path, files)  # imagecodecs' (Diffusion Policy's Jpeg2k) or a clear error
         _check_array_metadata_present(path, files)
         lock = _acquire_lock(path) if mode == "a" else None
         try:
@@ -283,7 +286,7 @@ class ReplayBuffer:
         """Append one episode ``{key: array (T, ...)}``; validated completely before anything is
         written. The first episode fixes keys, dtypes and trailing shapes; later ones must match.
         Keys are non-empty strings without ``/`` or a leading ``.``. Floating-point values must be
-        finite; 4-D arrays are images and must be uint8 (T, H, W, C)."""
+        finite; 4-D arrays are images (T, H, W, C), uint8 or float."""
         if self._mode != "a":
             raise PermissionError(f"{self._path}: opened read-only (mode='r'); open with mode='a'")
         arrays = self._validate_episode(episode)
@@ -331,10 +334,10 @@ class ReplayBuffer:
                 raise ValueError(f"{where}: key {key!r} is a scalar; expected (T, ...)")
             if value.dtype.kind not in "biuf":
                 raise ValueError(f"{where}: key {key!r} has unsupported dtype {value.dtype}")
-            if value.ndim == 4 and (value.dtype != np.uint8
+            if value.ndim == 4 and ((value.dtype != np.uint8 and value.dtype.kind != "f")
                                     or value.shape[-1] not in _IMAGE_CHANNELS):
                 raise ValueError(f"{where}: key {key!r} looks like images {value.shape} "
-                                 f"{value.dtype}; expected uint8 (T, H, W, C), C in "
+                                 f"{value.dtype}; expected float or uint8 (T, H, W, C), C in "
                                  f"{_IMAGE_CHANNELS}")
             if key in existing:
                 stored = self[key]

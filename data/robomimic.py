@@ -6,10 +6,15 @@ demo_10), not HDF5's lexicographic one.
 
 Written keys: every chosen observation under its robomimic name (e.g. ``robot0_eef_pos``,
 ``agentview_image``); ``action`` (float32, from ``actions``), ``reward`` (float32, from ``rewards``)
-and ``done`` (uint8, from ``dones``) when present. Floating observations become float32, images
-(uint8 (T, H, W, C)) stay uint8. Store attrs: ``source`` = "robomimic", ``source_path``,
-``env_args`` (parsed JSON, or the raw string if it does not parse), ``demo_names`` (in order).
-The store is built in a temporary sibling and renamed into place when complete.
+and ``done`` (uint8, from ``dones``) when present; with ``states=True`` also ``states`` (the
+simulator states, kept float64 so that they replay exactly; every demo must have them). Floating
+observations become float32, uint8 images (T, H, W, C) stay uint8 and float images (depth
+(T, H, W, 1)) become float32 images. Store attrs: ``source`` = "robomimic", ``source_path``,
+``env_args`` (parsed JSON, or the raw string if it does not parse), ``demo_names`` (in order) and
+``filter_keys``: robomimic's ``mask/<filter_key>`` lists of demo names (``train``, ``valid``,
+``20_percent``, ...) as ``{filter_key: [episode index, ...]}``, which
+``SequenceDataset(..., filter_key=...)`` selects. The store is built in a temporary sibling and
+renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ _RENAMED = {"actions": ("action", np.float32), "rewards": ("reward", np.float32)
 
 
 def import_robomimic(in_hdf5: str | os.PathLike, out_zarr: str | os.PathLike,
-                     obs_keys: Sequence[str] | None = None, overwrite: bool = False
-                     ) -> ReplayBuffer:
+                     obs_keys: Sequence[str] | None = None, overwrite: bool = False,
+                     states: bool = False) -> ReplayBuffer:
     """Convert ``in_hdf5`` (robomimic layout) to a zarr replay buffer at ``out_zarr``.
 
     Args:
@@ -44,6 +49,7 @@ def import_robomimic(in_hdf5: str | os.PathLike, out_zarr: str | os.PathLike,
         out_zarr: output store; must not exist unless ``overwrite``.
         obs_keys: observation keys to keep (default: every key under the first demo's ``obs/``).
         overwrite: replace an existing ``out_zarr``.
+        states: also import each demo's ``states`` (float64) as key ``states``.
 
     Returns:
         The new store, opened read-only.
@@ -65,10 +71,11 @@ def import_robomimic(in_hdf5: str | os.PathLike, out_zarr: str | os.PathLike,
         if not keys:
             raise ValueError(f"{in_hdf5}: no observation keys chosen")
         attrs = {"source": "robomimic", "source_path": str(in_hdf5.resolve()),
-                 "env_args": _env_args(data.attrs.get("env_args")), "demo_names": demos}
+                 "env_args": _env_args(data.attrs.get("env_args")), "demo_names": demos,
+                 "filter_keys": _filter_keys(in_hdf5, f.get("mask"), demos)}
         with ReplayBuffer.build(out_zarr, attrs=attrs, overwrite=overwrite) as buf:
             for name in demos:
-                buf.add_episode(_read_demo(in_hdf5, name, data[name], keys))
+                buf.add_episode(_read_demo(in_hdf5, name, data[name], keys, states))
         logger.info("imported %d demos (%d steps) from %s to %s", buf.n_episodes, buf.n_steps,
                     in_hdf5, out_zarr)
     return ReplayBuffer.open(out_zarr, mode="r")
@@ -95,7 +102,21 @@ def _env_args(raw: object) -> object:
         return str(raw)
 
 
-def _read_demo(path: Path, name: str, demo, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def _filter_keys(path: Path, mask, demos: list[str]) -> dict[str, list[int]]:
+    """robomimic's ``mask/<filter_key>`` (demo names, bytes) -> {filter_key: sorted episode indices}."""
+    index = {name: i for i, name in enumerate(demos)}
+    out = {}
+    for key in (mask.keys() if mask is not None else ()):
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(mask[key][()]).ravel()]
+        unknown = sorted(set(names) - set(index))
+        if unknown:
+            raise KeyError(f"{path}: mask/{key} names demos that data/ does not hold: {unknown[:5]}")
+        out[key] = sorted(index[n] for n in set(names))
+    return out
+
+
+def _read_demo(path: Path, name: str, demo, keys: Sequence[str], states: bool
+               ) -> dict[str, np.ndarray]:
     obs = demo.get("obs")
     episode = {}
     for key in keys:
@@ -110,6 +131,10 @@ def _read_demo(path: Path, name: str, demo, keys: Sequence[str]) -> dict[str, np
         if src in demo:
             x = np.asarray(demo[src][()])
             episode[dst] = x.astype(dtype)
+    if states:
+        if "states" not in demo:
+            raise KeyError(f"{path}: data/{name} has no 'states' dataset (import without states)")
+        episode["states"] = np.asarray(demo["states"][()], dtype=np.float64)  # exact for replay
     if episode["action"].ndim != 2:
         raise ValueError(f"{path}: data/{name}/actions has shape {episode['action'].shape}; "
                          f"expected (T, Da)")

@@ -140,6 +140,8 @@ def _robomimic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_zarr", help="output zarr store (must not exist)")
     parser.add_argument("--obs-keys", nargs="+", default=None,
                         help="observation keys to keep (default: all under obs/)")
+    parser.add_argument("--states", action="store_true",
+                        help="also import each demo's simulator states (key 'states', float64)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
 
 
@@ -147,8 +149,11 @@ def _robomimic_main(args: argparse.Namespace) -> int:
     from ttfkit.data import import_robomimic
 
     buf = import_robomimic(args.in_hdf5, args.out_zarr, obs_keys=args.obs_keys,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, states=args.states)
     print(f"wrote {buf.path}: {buf.n_episodes} episodes, {buf.n_steps} steps, keys {buf.keys()}")
+    splits = {k: len(v) for k, v in buf.attrs.get("filter_keys", {}).items()}
+    if splits:
+        print(f"filter keys (episodes): {splits}; select one with SequenceDataset(..., filter_key=NAME)")
     return 0
 
 

@@ -81,3 +81,104 @@ def test_obs_keys_subset_and_errors(tmp_path):
         f.create_group("other")
     with pytest.raises(KeyError, match=r"empty\.hdf5.*'data'"):
         import_robomimic(tmp_path / "empty.hdf5", tmp_path / "c.zarr")
+
+
+def _add_masks_depth(path, masks: dict[str, list[str]], depth: bool = True, seed: int = 1):
+    """Replace robomimic's mask/ group and add a float depth camera (T, H, W, 1) to every demo."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "a") as f:
+        del f["mask"]
+        mask = f.create_group("mask")
+        for key, names in masks.items():  # robomimic stores demo names as bytes
+            mask.create_dataset(key, data=np.array([n.encode() for n in names]))
+        if depth:
+            for name, demo in f["data"].items():
+                n = demo["actions"].shape[0]
+                demo.create_dataset("obs/agentview_depth",
+                                    data=rng.uniform(0.2, 2.5, (n, 6, 6, 1)).astype(np.float32))
+
+
+def test_filter_keys_become_named_episode_lists_the_dataset_selects(tmp_path):
+    from ttfkit.data import SequenceDataset
+
+    h5 = tmp_path / "lift.hdf5"
+    _write_robomimic(h5, n_demos=6)
+    _add_masks_depth(h5, {"train": ["demo_5", "demo_0", "demo_2", "demo_3"],
+                          "valid": ["demo_1", "demo_4"]}, depth=False)
+    buf = import_robomimic(h5, tmp_path / "lift.zarr")
+    assert buf.attrs["filter_keys"] == {"train": [0, 2, 3, 5], "valid": [1, 4]}
+    kw = dict(horizon=2, n_obs_steps=1, n_action_steps=1, obs_keys=["object"], split="all")
+    for key, want in (("train", [0, 2, 3, 5]), ("valid", [1, 4])):
+        ds = SequenceDataset(buf, filter_key=key, **kw)
+        np.testing.assert_array_equal(ds.episode_indices, want)
+        # Windows come only from those episodes: L - 1 windows each, observations from their rows.
+        assert len(ds) == sum(buf.episode_lengths[e] - 1 for e in want)
+        rows = np.concatenate([buf.get_episode(e)["object"] for e in want])
+        other = np.concatenate([buf.get_episode(e)["object"] for e in range(6) if e not in want])
+        for i in range(len(ds)):
+            x = ds[i]["obs"]["object"].numpy()[0]
+            assert (rows == x).all(1).any() and not (other == x).all(1).any()
+    # The split still applies inside a filter key, disjoint and covering it.
+    tr = SequenceDataset(buf, filter_key="train", val_fraction=0.5, seed=3, **{**kw, "split": "train"})
+    va = SequenceDataset(buf, filter_key="train", val_fraction=0.5, seed=3, **{**kw, "split": "val"})
+    assert sorted([*tr.episode_indices, *va.episode_indices]) == [0, 2, 3, 5]
+    with pytest.raises(KeyError, match=r"no filter key '20_percent'.*\['train', 'valid'\]"):
+        SequenceDataset(buf, filter_key="20_percent", **kw)
+    _add_masks_depth(h5, {"train": ["demo_0", "demo_99"]}, depth=False)
+    with pytest.raises(KeyError, match=r"mask/train names demos that data/ does not hold: \['demo_99'\]"):
+        import_robomimic(h5, tmp_path / "bad.zarr")
+
+
+def test_states_are_optional_and_exact(tmp_path):
+    h5 = tmp_path / "lift.hdf5"
+    _write_robomimic(h5, n_demos=3)
+    assert "states" not in import_robomimic(h5, tmp_path / "a.zarr").keys()
+    buf = import_robomimic(h5, tmp_path / "b.zarr", states=True)
+    with h5py.File(h5, "r") as f:
+        for i in range(3):
+            want = f[f"data/demo_{i}/states"][()]
+            got = buf.get_episode(i)["states"]
+            assert got.dtype == np.float64
+            np.testing.assert_array_equal(got, want)
+        del_target = "data/demo_1/states"
+    with h5py.File(h5, "a") as f:
+        del f[del_target]
+    with pytest.raises(KeyError, match=r"data/demo_1 has no 'states'"):
+        import_robomimic(h5, tmp_path / "c.zarr", states=True)
+    assert import_robomimic(h5, tmp_path / "d.zarr").n_episodes == 3  # states are optional
+
+
+def test_float_depth_images_import_as_float_images(tmp_path):
+    from ttfkit.data import Normalizer, SequenceDataset
+
+    h5 = tmp_path / "lift.hdf5"
+    _write_robomimic(h5, n_demos=4)
+    _add_masks_depth(h5, {"train": ["demo_0"]})
+    buf = import_robomimic(h5, tmp_path / "d.zarr", obs_keys=["agentview_depth", "object"])
+    depth = buf["agentview_depth"][: buf.n_steps]
+    assert depth.dtype == np.float32 and depth.shape[1:] == (6, 6, 1)
+    ds = SequenceDataset(buf, horizon=2, n_obs_steps=1, n_action_steps=1, split="all",
+                         obs_keys=["agentview_depth", "object"])
+    item = ds[0]["obs"]["agentview_depth"]  # (To, C, H, W), as stored (no 1/255)
+    np.testing.assert_array_equal(item.numpy(), depth[:1].transpose(0, 3, 1, 2))
+    norm = Normalizer.fit(buf, ["agentview_depth"], mode="minmax")
+    y = norm.normalize("agentview_depth", torch_from(depth.transpose(0, 3, 1, 2)))
+    assert abs(float(y.min()) + 1) < 1e-6 and abs(float(y.max()) - 1) < 1e-6  # per channel [-1, 1]
+
+
+def test_cli_import_with_states_prints_filter_keys(tmp_path, capsys):
+    from ttfkit.scripts.cli import main
+
+    h5 = tmp_path / "lift.hdf5"
+    _write_robomimic(h5, n_demos=3)
+    _add_masks_depth(h5, {"train": ["demo_0", "demo_1"], "valid": ["demo_2"]}, depth=False)
+    assert main(["data", "import-robomimic", str(h5), str(tmp_path / "s.zarr"), "--states"]) == 0
+    out = capsys.readouterr().out
+    assert "filter keys (episodes): {'train': 2, 'valid': 1}" in out
+    assert "states" in ReplayBuffer.open(tmp_path / "s.zarr").keys()
+
+
+def torch_from(x):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x))
