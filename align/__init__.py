@@ -3,7 +3,7 @@
 Simulator look-ahead (``ttfkit.align.sim``), the learned chunk critic (``ttfkit.align.critic``) and policy
 Diamond Maps (``ttfkit.align.policy_diamond``) are imported on demand.
 Convention: x_t = (1-t)·x_0 + t·x_1, t = 0 noise, t = 1 data; a flow model is any object with
-``velocity(t (N,), x (N, ...), cond)``; alignment targets p_r ∝ p·exp(r). See /work/shared/notes/methods.md.
+``velocity(t (N,), x (N, ...), cond)``; alignment targets p_r ∝ p·exp(r).
 """
 
 from ttfkit.align.diamond import (
