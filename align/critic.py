@@ -34,8 +34,8 @@ from torch import Tensor, nn
 from ttfkit.align.rewards import register_reward
 from ttfkit.data.atomic import replace_path
 
-__all__ = ["ChunkCritic", "CriticReward", "collect_critic_data", "fit_critic", "save_critic", "load_critic",
-           "policy_fingerprint", "critic_quality", "episode_split"]
+__all__ = ["ChunkCritic", "CriticReward", "collect_critic_data", "collect_lookahead_data", "fit_critic", "save_critic",
+           "load_critic", "policy_fingerprint", "critic_quality", "episode_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,73 @@ def collect_critic_data(policy, env_id: str, n_episodes: int, *, seed: int, n_en
     logger.info("critic data: %d chunks from %d episodes, success rate %.2f", len(rows), n_episodes,
                 result.success_rate)
     return data
+
+
+def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, candidates: int = 4,
+                           horizon: int = 120, every: int = 2, max_steps: int | None = None,
+                           progress: bool = False) -> dict:
+    """Counterfactual labels (training-time use of the simulator; the critic stays deployable): while the
+    base policy acts on seeds ``seed ..``, at every ``every``-th planned chunk ``candidates`` samples of
+    the policy are played out by the ``rollout`` reward (look-ahead ``horizon`` steps) and labelled 1 if
+    the look-ahead succeeds. Gives the critic several chunks per state, which episode outcomes cannot.
+
+    Returns the same keys as :func:`collect_critic_data` ("success" = look-ahead success, "length" =
+    "step" so that discounted labels reduce to it) plus "sim_steps".
+    """
+    from ttfkit.align.policy import AlignConfig, AlignedPolicy
+    from ttfkit.align.rollout import RolloutValueReward
+    from ttfkit.envs import evaluate
+
+    env_kwargs = {"max_episode_steps": max_steps} if max_steps else {}
+    rollout = RolloutValueReward(policy, env_id, horizon=horizon, env_kwargs=env_kwargs)
+    rows: list[tuple] = []
+    state = {"calls": 0, "slot_seed": {}}
+
+    class _Label:  # returns 0 for every candidate, so best-of-N keeps candidate 0: the base policy acts
+        differentiable = False
+
+        def __call__(self, x, ctx):
+            state["calls"] += 1
+            if state["calls"] % every == 0:
+                values = rollout(x, ctx)
+                cond = ctx["cond"][0]
+                xn = policy._normalize(policy.config.action_key, x)
+                j = ctx["slot"]
+                for v, c in zip(values.tolist(), xn):
+                    rows.append((rollout.shadow.seeds[j], int(rollout.shadow.steps[j]), cond.clone(), c.clone(),
+                                 float(v >= rollout.options["success_bonus"])))
+            return torch.zeros(x.shape[0], dtype=x.dtype)
+
+        def reset_slot(self, j, seed):
+            rollout.reset_slot(j, seed)
+
+        def check(self, obs):
+            rollout.check(obs)
+
+        def observe(self, actions):
+            rollout.observe(actions)
+
+    aligned = AlignedPolicy(policy, _Label(), AlignConfig(method="best-of-n", particles=candidates),
+                            seed_base=seed)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_episodes, desc="look-ahead labels", unit="ep")
+    try:
+        evaluate(aligned, env_id, n_episodes, seed=seed, n_envs=1, workers=0, max_steps=max_steps,
+                 on_episode=(lambda n, ok: bar.update(1)) if bar else None)
+    finally:
+        rollout.close()
+        if bar:
+            bar.close()
+    if not rows:
+        raise ValueError(f"no look-ahead labels were recorded in {n_episodes} episodes of {env_id}")
+    step = torch.tensor([r[1] for r in rows])
+    return {"cond": torch.stack([r[2] for r in rows]), "chunk": torch.stack([r[3] for r in rows]),
+            "episode": torch.tensor([r[0] for r in rows]), "step": step,
+            "success": torch.tensor([r[4] for r in rows]), "length": step.clone(),
+            "sim_steps": torch.tensor(rollout.sim_steps)}
 
 
 def labels(data: dict, label: str = "success", gamma: float = 0.99) -> Tensor:

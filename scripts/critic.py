@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gamma", type=float, default=0.99, help="per-step discount of --label discounted")
     parser.add_argument("--steps", type=int, default=1000, help="optimizer steps per member (default 1000)")
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--lookahead-episodes", type=int, default=0,
+                        help="episodes (seeds from --episode-seed + 20000) whose states get simulator-labelled "
+                             "candidate chunks (training-time only; the critic stays deployable)")
+    parser.add_argument("--lookahead-candidates", type=int, default=4, help="candidates labelled per state")
+    parser.add_argument("--horizon", type=int, default=120, help="look-ahead steps after a candidate chunk")
     parser.add_argument("--refit-episodes", type=int, default=0, help="aligned-policy rollouts for one refit")
     parser.add_argument("--refit-particles", type=int, default=8, help="best-of-N of the refit rollouts")
     parser.add_argument("--n-envs", type=int, default=1, help="evaluator slots (default 1)")
@@ -72,14 +77,26 @@ def main(args: argparse.Namespace) -> int:
         data.pop("result")
     print(f"{len(data['success'])} chunks from {len(torch.unique(data['episode']))} episodes, "
           f"episode success rate {_episode_rate(data):.2f}")
+    lookahead = None
+    if args.lookahead_episodes:
+        lookahead = C.collect_lookahead_data(policy, args.env, args.lookahead_episodes,
+                                             seed=args.episode_seed + 20_000, candidates=args.lookahead_candidates,
+                                             horizon=args.horizon, max_steps=args.max_steps, progress=True)
+        sim_steps = int(lookahead.pop("sim_steps"))
+        print(f"{len(lookahead['success'])} look-ahead-labelled chunks ({sim_steps} simulator steps), "
+              f"look-ahead success {float(lookahead['success'].mean()):.2f}")
     fit = dict(horizon=policy.config.horizon, action_dim=policy.config.action_dim, steps=args.steps,
                hidden=args.hidden, members=args.members, label=args.label, gamma=args.gamma)
     gen = torch.Generator().manual_seed(args.seed)
     train, held = C.episode_split(data["episode"], args.heldout, generator=gen)
-    quality = C.critic_quality(C.fit_critic(_rows(data, train), generator=gen, **fit), _rows(data, held))
+    train_data = _rows(data, train) if lookahead is None else _cat(_rows(data, train), lookahead)
+    quality = C.critic_quality(C.fit_critic(train_data, generator=gen, **fit), _rows(data, held))
     print(f"held-out ({quality['n_episodes']} episodes): AUC {quality['auc']:.3f}  Brier {quality['brier']:.3f}")
+    if lookahead is not None:  # episode outcomes and look-ahead labels both estimate P(success | state, chunk)
+        data = _cat(data, lookahead)
     critic = C.fit_critic(data, generator=gen, **fit)
-    report = {"checkpoint": args.checkpoint, "env_id": args.env, "fit": fit, "heldout": quality}
+    report = {"checkpoint": args.checkpoint, "env_id": args.env, "fit": fit, "heldout": quality,
+              "lookahead_chunks": 0 if lookahead is None else len(lookahead["success"])}
     if args.refit_episodes:
         report["refit"] = _refit(args, policy, critic, data, fit, gen)
         data = report["refit"].pop("data")
@@ -108,7 +125,7 @@ def _refit(args, policy, critic, data, fit, gen) -> dict:
     more = C.collect_critic_data(policy, args.env, args.refit_episodes, seed=seed, n_envs=args.n_envs,
                                  max_steps=args.max_steps, rollout_policy=aligned, progress=True)
     result = more.pop("result")
-    merged = {k: torch.cat([data[k], more[k]]) for k in data}
+    merged = _cat(data, more)
     print(f"aligned rollouts for the refit: success {result.n_successes}/{result.n_episodes}")
     return {"episodes": args.refit_episodes, "first_seed": seed, "particles": args.refit_particles,
             "aligned_success_rate": result.success_rate, "data": merged}
@@ -121,6 +138,12 @@ def _load_flow(path):
     if not isinstance(policy, FlowPolicy):
         raise SystemExit(f"ttf critic: error: {path} is a {type(policy).__name__}; the critic needs a flow policy")
     return policy.eval()
+
+
+def _cat(a: dict, b: dict) -> dict:
+    import torch
+
+    return {k: torch.cat([a[k], b[k]]) for k in a}
 
 
 def _rows(data: dict, mask) -> dict:

@@ -89,3 +89,16 @@ def test_ttf_critic_cli_end_to_end_and_data_reuse(tmp_path, tiny_policy):
     c2 = load_critic(tmp_path / "c2")
     for a, b in zip(c1.state_dict().values(), c2.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_lookahead_labels_give_several_labelled_chunks_per_state(tiny_policy):
+    from ttfkit.align.critic import collect_lookahead_data
+
+    data = collect_lookahead_data(tiny_policy, ENV, 2, seed=320_000, candidates=3, horizon=4, every=1, max_steps=12)
+    # 12 steps, a chunk planned every 4 steps, 3 candidates each, 2 episodes
+    assert data["chunk"].shape == (2 * 3 * 3, 8, 4) and set(data["success"].tolist()) <= {0.0, 1.0}
+    assert data["step"].tolist()[:6] == [0, 0, 0, 4, 4, 4]
+    # each look-ahead: 4 executed + 4 continuation steps, capped by the 12-step limit at the last chunk
+    assert int(data["sim_steps"]) == 2 * 3 * (8 + 8 + 4)
+    # candidates at one state differ (they are samples), their state features are the same
+    assert not torch.equal(data["chunk"][0], data["chunk"][1]) and torch.equal(data["cond"][0], data["cond"][1])
