@@ -174,7 +174,7 @@ def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, c
     "step" so that discounted labels reduce to it) plus "sim_steps".
     """
     from ttfkit.align.policy import AlignConfig, AlignedPolicy
-    from ttfkit.align.rollout import RolloutValueReward
+    from ttfkit.align.rollout import RolloutTracker, RolloutValueReward
     from ttfkit.envs import evaluate
 
     env_kwargs = {"max_episode_steps": max_steps} if max_steps else {}
@@ -182,9 +182,7 @@ def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, c
     rows: list[tuple] = []
     state = {"calls": 0, "slot_seed": {}}
 
-    class _Label:  # returns 0 for every candidate, so best-of-N keeps candidate 0: the base policy acts
-        differentiable = False
-
+    class _Label(RolloutTracker):  # zero for every candidate: best-of-N keeps candidate 0, the base policy acts
         def __call__(self, x, ctx):
             state["calls"] += 1
             if state["calls"] % every == 0:
@@ -197,16 +195,7 @@ def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, c
                                  float(v >= rollout.options["success_bonus"])))
             return torch.zeros(x.shape[0], dtype=x.dtype)
 
-        def reset_slot(self, j, seed):
-            rollout.reset_slot(j, seed)
-
-        def check(self, obs):
-            rollout.check(obs)
-
-        def observe(self, actions):
-            rollout.observe(actions)
-
-    aligned = AlignedPolicy(policy, _Label(), AlignConfig(method="best-of-n", particles=candidates),
+    aligned = AlignedPolicy(policy, _Label(rollout), AlignConfig(method="best-of-n", particles=candidates),
                             seed_base=seed)
     bar = None
     if progress:

@@ -39,7 +39,7 @@ from torch import Tensor
 from ttfkit.align.rewards import register_reward
 from ttfkit.align.sim import ShadowEnvs, restore, snapshot
 
-__all__ = ["RolloutValueReward", "lookahead"]
+__all__ = ["RolloutValueReward", "RolloutTracker", "lookahead"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,25 @@ class RolloutValueReward:
         self.shadow.close()
         if self._pool is not None:
             self._pool.close()
+
+
+class RolloutTracker:
+    """Base of rewards that consult a :class:`RolloutValueReward` (``self.rollout``) on the side, e.g. to
+    label or probe candidates: forwards the evaluator protocol so its simulator copies stay in step."""
+
+    differentiable = False
+
+    def __init__(self, rollout: RolloutValueReward) -> None:
+        self.rollout = rollout
+
+    def reset_slot(self, j: int, seed: int) -> None:
+        self.rollout.reset_slot(j, seed)
+
+    def check(self, obs) -> None:
+        self.rollout.check(obs)
+
+    def observe(self, actions) -> None:
+        self.rollout.observe(actions)
 
 
 @torch.no_grad()

@@ -63,6 +63,7 @@ def _probe(args, policy, critic_dir):
     from ttfkit.align.critic import CriticReward
     from ttfkit.align.policy import AlignConfig, AlignedPolicy
     from ttfkit.align.rewards import make_reward
+    from ttfkit.align.rollout import RolloutTracker
     from ttfkit.envs import evaluate
 
     critic = CriticReward(critic_dir, policy, env_id=args.env)
@@ -70,9 +71,7 @@ def _probe(args, policy, critic_dir):
     records = []
     count = {"chunks": 0}
 
-    class Probe:
-        differentiable = False
-
+    class Probe(RolloutTracker):
         def __call__(self, x, ctx):
             rc = critic(x, ctx)
             count["chunks"] += 1
@@ -81,16 +80,7 @@ def _probe(args, policy, critic_dir):
                 records.append((rc.numpy().copy(), rr.numpy().copy()))
             return rc
 
-        def reset_slot(self, j, seed):
-            rollout.reset_slot(j, seed)
-
-        def check(self, obs):
-            rollout.check(obs)
-
-        def observe(self, actions):
-            rollout.observe(actions)
-
-    aligned = AlignedPolicy(policy, Probe(), AlignConfig(method="best-of-n", particles=args.particles), seed_base=1)
+    aligned = AlignedPolicy(policy, Probe(rollout), AlignConfig(method="best-of-n", particles=args.particles), seed_base=1)
     result = evaluate(aligned, args.env, args.probe_episodes, seed=310_000, n_envs=1, workers=0)
     rollout.close()
     rho = [spearmanr(c, r).statistic for c, r in records if np.ptp(r) > 0 and np.ptp(c) > 0]
