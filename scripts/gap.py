@@ -162,6 +162,7 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
     dataset = cfg.dataset or _collect_demos(cfg, out / "demos.zarr")
 
     rows: list[CheckpointRow] = []
+    run_dirs, picks = [], {}  # for the alignment stage: every run, and its checkpoint of lowest val loss
     lrs = {opt: cfg.lrs_for(opt) for opt in cfg.optims}
     if cfg.tune_episodes:
         from ttfkit.scripts.gap_tune import tune_lrs
