@@ -13,7 +13,8 @@ Random-crop augmentation (Diffusion Policy: 84 -> 76 pixels, ``crop_ratio=0.9``)
 ``crop_ratio < 1`` every image is cut to ``round(crop_ratio * H) x round(crop_ratio * W)`` before its
 encoder, at a random position drawn independently per image and time step in training mode
 (``module.train()``), and at the centre in eval mode. The random positions come from the
-``generator`` passed to ``forward`` (torch's global RNG if None).
+``generator`` passed to ``forward`` (torch's global RNG if None; the trainer seeds that per step
+from (seed, step), so training runs stay reproducible and resumable).
 """
 
 from __future__ import annotations

@@ -283,7 +283,11 @@ def train(config: TrainConfig, resume: bool = False,
             noise = policy.draw_loss_noise(config.batch, _step_generator(config.seed, step, 1), "cpu")
             noise = {k: v[rank * per_rank:(rank + 1) * per_rank].to(device) for k, v in noise.items()}
             batch = _to_device(batch, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+            # Training-mode augmentation (the image encoders' random crops) draws from the global CPU
+            # RNG: seeding it per step keeps a run a pure function of (seed, step) and resumable.
+            with torch.random.fork_rng(devices=[]), \
+                    torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                torch.manual_seed(_step_generator(config.seed, step, 3).initial_seed() + rank)
                 loss, _ = model(batch, noise=noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

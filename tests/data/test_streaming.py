@@ -164,3 +164,24 @@ def test_trainer_with_stream_trains_exactly_as_in_memory(tmp_path):
         torch.testing.assert_close(weights[1][k], weights[0][k], rtol=0, atol=0)
     with pytest.raises(ValueError, match="cache_mb"):
         TrainConfig(dataset="x", out="y", cache_mb=0)
+
+
+def test_training_with_random_crops_is_reproducible(tmp_path):
+    """The encoders' training-mode crops are drawn per step from (seed, step): two runs (with the
+    global RNG in different states) end with identical weights."""
+    from ttfkit.policies.checkpoint import read_weights
+    from ttfkit.policies.trainer import TrainConfig, train
+
+    path = _store(tmp_path / "s.zarr", n_episodes=3)
+    weights = []
+    for run in range(2):
+        torch.manual_seed(100 + run)
+        config = TrainConfig(dataset=str(path), out=str(tmp_path / f"run{run}"), steps=2, batch=4, ckpt_every=2,
+                             val_fraction=0.0, horizon=8, n_action_steps=4, obs_keys=("agent_pos", "pixels"),
+                             backbone_options={"hidden_dim": 16, "n_blocks": 1},
+                             policy_options={"encoder": {"lowdim_hidden": 8, "lowdim_features": 8, "crop_ratio": 0.8,
+                                                         "image_channels": 8, "image_keypoints": 4,
+                                                         "image_features": 8}})
+        weights.append(read_weights(train(config))[0])
+    for k in weights[0]:
+        torch.testing.assert_close(weights[1][k], weights[0][k], rtol=0, atol=0)
