@@ -218,6 +218,11 @@ class _Pool:
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
+        for c in self.conns:  # wait until every worker has its policy and envs
+            reply = c.recv()
+            if isinstance(reply, Exception):
+                self.close()
+                raise RuntimeError("a rollout worker failed to start") from reply
 
     def broadcast(self, msg) -> None:
         for c in self.conns:
@@ -254,8 +259,13 @@ def _worker(conn, policy_dir, env_id, n_envs, env_kwargs, stop_on_success) -> No
     import ttfkit.envs  # noqa: F401  (registers the ids)
     from ttfkit.policies import load
 
-    policy = load(policy_dir).eval()
-    shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success)
+    try:
+        policy = load(policy_dir).eval()
+        shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success)
+    except Exception as err:  # noqa: BLE001 - reported to the parent, which raises
+        conn.send(err)
+        return
+    conn.send("ready")
     hist = [deque(maxlen=policy.config.n_obs_steps) for _ in range(n_envs)]
     while True:
         msg = conn.recv()
