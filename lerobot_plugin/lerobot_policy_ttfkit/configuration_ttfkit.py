@@ -59,6 +59,11 @@ class TtfkitConfig(PreTrainedConfig):
             min = (-1 - offset)/scale, max = (1 - offset)/scale, so all of them carry over. (MEAN_STD
             would not: LeRobot divides by std + 1e-8 but unnormalises with std.) ``lerobot-train`` on
             a dataset swaps in the dataset's own min/max, i.e. ttfkit's default min-max map.
+        normalizer: ttfkit's normaliser (``Normalizer.to_dict()``). When set, the wrapped ttfkit
+            policy normalises its inputs and unnormalises its actions itself, with ttfkit's own
+            arithmetic, so its actions equal ttfkit's exactly; every LeRobot normalisation must then
+            be IDENTITY (``ttf export lerobot`` writes such configs). Empty: LeRobot's processors
+            normalise (a policy trained in LeRobot with ``--policy.type=ttfkit``).
         align: inference-time alignment settings carried with the policy (e.g. {"method": "smc",
             "reward": "goal_distance", "particles": 16}); empty for plain sampling.
         optimizer_lr, optimizer_betas, optimizer_eps, optimizer_weight_decay, optimizer_grad_clip_norm:
@@ -73,6 +78,7 @@ class TtfkitConfig(PreTrainedConfig):
     normalization_mapping: dict[str, NormalizationMode] = field(default_factory=lambda: {
         "VISUAL": NormalizationMode.MIN_MAX, "STATE": NormalizationMode.MIN_MAX,
         "ENV": NormalizationMode.MIN_MAX, "ACTION": NormalizationMode.MIN_MAX})
+    normalizer: dict[str, Any] = field(default_factory=dict)
     align: dict[str, Any] = field(default_factory=dict)
     optimizer_lr: float = 1e-4
     optimizer_betas: tuple[float, float] = (0.95, 0.999)
@@ -86,6 +92,11 @@ class TtfkitConfig(PreTrainedConfig):
             raise ValueError(f"TtfkitConfig: policy must be one of {_POLICIES}, got {self.policy=}")
         # horizon / n_obs_steps / n_action_steps are checked by ttfkit's own config when the
         # policy is built (TtfkitPolicy.__init__), with the values in the message.
+        if self.normalizer:
+            modes = {str(k): NormalizationMode(v).value for k, v in self.normalization_mapping.items()}
+            if set(modes.values()) != {NormalizationMode.IDENTITY.value}:
+                raise ValueError(f"TtfkitConfig: with a ttfkit normalizer every normalization_mapping "
+                                 f"entry must be IDENTITY (else inputs are normalised twice), got {modes}")
         derived = {"obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps"}
         clash = sorted(derived & set(self.policy_config))
         if clash:

@@ -1,8 +1,9 @@
 """ttfkit checkpoint -> LeRobot pretrained policy directory (``ttf export lerobot``).
 
-Writes ``config.json`` (type "ttfkit"), ``model.safetensors`` and the processor pipelines
-(``policy_preprocessor.json`` / ``policy_postprocessor.json`` + their normaliser stats) into
-``out_dir`` atomically (temporary sibling, then rename). LeRobot then loads it offline with
+Writes ``config.json`` (type "ttfkit", with ttfkit's normaliser in ``normalizer`` and every LeRobot
+normalisation IDENTITY, so LeRobot's actions are ttfkit's own), ``model.safetensors`` (the policy's
+weights and normaliser buffers) and the processor pipelines (``policy_preprocessor.json`` /
+``policy_postprocessor.json``) into ``out_dir`` atomically (temporary sibling, then rename). LeRobot then loads it offline with
 ``TtfkitPolicy.from_pretrained(out_dir)`` / ``make_pre_post_processors(config, out_dir)`` or
 ``--policy.path=out_dir`` in its scripts.
 """
@@ -16,14 +17,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.utils.constants import ACTION
 
 from ttfkit.data.atomic import replace_path
 from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
 from lerobot_policy_ttfkit.modeling_ttfkit import TtfkitPolicy
-from lerobot_policy_ttfkit.processor_ttfkit import stats_from_normalizer
 
 __all__ = ["export_ttfkit_policy"]
 
@@ -55,7 +54,7 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
     source = load(checkpoint, weights=weights)
     cfg = source.config
-    inputs, feature_key = {}, {}
+    inputs = {}
     for key, shape in cfg.obs_shapes.items():
         if key in _NAMED_FEATURES and (key != "pixels" or len(shape) == 3):
             feature, kind = _NAMED_FEATURES[key]
@@ -65,7 +64,6 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
             raise ValueError(f"{checkpoint}: observation key {key!r} {shape} has no LeRobot feature; "
                              f"supported: {sorted(_NAMED_FEATURES)} and (3, H, W) images")
         inputs[feature] = PolicyFeature(type=kind, shape=tuple(shape))
-        feature_key[feature] = key
     outputs = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(cfg.action_dim,))}
     extra = {}
     if align:
@@ -81,24 +79,18 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
             check_critic(critic, source)  # sizes and the policy fingerprint it was fitted for
             meta = {k: v for k, v in critic.meta.items() if k != "policy_fingerprint"}
             align["critic"] = {"sizes": critic.sizes, "meta": meta}
-        extra = {"align": {**_jsonable(align), "normalizer": source.normalizer.to_dict()},
-                 "normalization_mapping": {t: NormalizationMode.IDENTITY
-                                           for t in ("VISUAL", "STATE", "ENV", "ACTION")}}
+        extra = {"align": _jsonable(align)}
     config = TtfkitConfig(
         policy=source.name, device="cpu", push_to_hub=False, input_features=inputs, output_features=outputs,
         n_obs_steps=cfg.n_obs_steps, horizon=cfg.horizon, n_action_steps=cfg.n_action_steps,
         policy_config={k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items() if k not in _DERIVED},
+        # ttfkit's normaliser inside the model (exact actions); LeRobot's processors pass through
+        normalizer=source.normalizer.to_dict() if source.normalizer is not None else {},
+        normalization_mapping={t: NormalizationMode.IDENTITY for t in ("VISUAL", "STATE", "ENV", "ACTION")},
         **extra)
 
-    if source.normalizer is not None:
-        stats = stats_from_normalizer(source.normalizer, {**feature_key, ACTION: cfg.action_key})
-    else:  # identity: the checkpoint already works in normalised units
-        stats = {f: _identity_stats(ft.shape) for f, ft in {**inputs, **outputs}.items()}
-    policy = TtfkitPolicy(config, dataset_stats=stats)  # save_pretrained writes the processors
-    state = source.state_dict()
-    if not align:  # LeRobot's processors normalise; the wrapped model has no normaliser
-        state = {k: v for k, v in state.items() if not k.startswith("normalizer.")}
-    policy.model.load_state_dict(state, strict=True)
+    policy = TtfkitPolicy(config)  # save_pretrained writes its (identity) processors too
+    policy.model.load_state_dict(source.state_dict(), strict=True)
     if policy.critic is not None:
         policy.critic.load_state_dict(critic.state_dict(), strict=True)
 
@@ -110,12 +102,6 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
-
-
-def _identity_stats(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """MIN_MAX stats of the identity map (min -1, max 1), per feature or one value for images."""
-    zeros = np.zeros(shape if len(shape) == 1 else (), np.float32)
-    return {"min": zeros - 1, "max": zeros + 1}
 
 
 def _jsonable(obj):

@@ -1,21 +1,24 @@
 """LeRobot policy type "ttfkit": a ``PreTrainedPolicy`` wrapping a ttfkit chunk policy.
 
-LeRobot's pre-processor has already normalised every input (``processor_ttfkit``), so the wrapped
-ttfkit policy runs without its own normaliser: it sees normalised observations, returns
-normalised action chunks, and LeRobot's post-processor unnormalises them. With the stats that
-``ttf export lerobot`` writes this reproduces ttfkit's ``predict_action_chunk`` for the same
-observations and noise.
+Two ways to normalise:
+- Exports (``ttf export lerobot``): ttfkit's normaliser lives inside the wrapped policy (its stats in
+  ``config.normalizer``) and every LeRobot normalisation is IDENTITY, so LeRobot hands over
+  observations in dataset units and gets actions in env units, computed by ttfkit's own code:
+  the same actions as ttfkit's ``predict_action_chunk`` / ``select_action`` for the same noise
+  (bit for bit on CPU). ``lerobot-train`` fine-tuning keeps that normaliser.
+- A policy trained in LeRobot (``--policy.type=ttfkit``): LeRobot's processors normalise
+  (``processor_ttfkit``, MIN_MAX by default) and the wrapped policy sees normalised data.
 
 With ``config.align`` set (``ttf export lerobot --align ...``) the chunks come from ttfkit's
-``AlignedPolicy`` (best-of-N / SMC / guidance under a registered reward). Rewards read chunks and
-observations in env units, so then the ttfkit normaliser lives inside the model (its stats travel
-in ``config.align["normalizer"]``) and the export sets every LeRobot normalisation to IDENTITY.
+``AlignedPolicy`` (best-of-N / SMC / guidance under a registered reward), which reads chunks and
+observations in env units through the same inside normaliser.
 
-Batch shapes (B batch, To obs steps, H horizon, Da action dim):
+Batch shapes (B batch, To obs steps, H horizon, Da action dim), in the units LeRobot's processors
+hand over (dataset units for exports, normalised otherwise):
 - ``forward`` (training, LeRobotDataset with this config's delta timestamps): ``observation.*``
-  (B, To, ...) and ``action`` (B, H, Da), all normalised -> (loss, {"loss": float}).
+  (B, To, ...) and ``action`` (B, H, Da) -> (loss, {"loss": float}).
 - ``predict_action_chunk``: ``observation.*`` (B, To, ...) or one step (B, ...), which is repeated
-  To times as at an episode start -> normalised chunk (B, H, Da).
+  To times as at an episode start -> chunk (B, H, Da).
 - ``select_action``: one step (B, ...) -> (B, Da); keeps the last To steps and a queue of
   n_action_steps actions from chunk[To-1 : To-1+n_action_steps], as LeRobot's diffusion policy does.
 """
@@ -59,14 +62,18 @@ class TtfkitPolicy(PreTrainedPolicy):
         self.key_map = {feature: to_ttfkit_key(feature) for feature in config.input_features}
         obs_shapes = {self.key_map[f]: tuple(ft.shape) for f, ft in config.input_features.items()}
         align = dict(config.align)
+        # ttfkit's normaliser inside the model (exports; alignment rewards need env units), stats from
+        # config.normalizer or, in exports made before that field, from config.align["normalizer"].
+        stats = dict(config.normalizer) or align.pop("normalizer", None)
+        align.pop("normalizer", None)
+        if align and not stats:
+            raise KeyError("TtfkitConfig.align needs the ttfkit normalizer stats in "
+                           "TtfkitConfig.normalizer (ttf export lerobot --align writes them)")
         normalizer = None
-        if align:  # rewards need env units: ttfkit normalises inside, LeRobot's steps are identity
+        if stats:
             from ttfkit.data import Normalizer
 
-            if "normalizer" not in align:
-                raise KeyError("TtfkitConfig.align needs the ttfkit 'normalizer' stats (ttf export "
-                               "lerobot --align writes them)")
-            normalizer = Normalizer.from_dict(align.pop("normalizer"))
+            normalizer = Normalizer.from_dict(stats)
         self.model = make_policy(config.policy, normalizer=normalizer, **{
             **config.policy_config, "obs_shapes": obs_shapes,
             "action_dim": config.output_features[ACTION].shape[0], "horizon": config.horizon,
@@ -88,7 +95,7 @@ class TtfkitPolicy(PreTrainedPolicy):
             saved = load_saved_stats(pretrained_name_or_path, policy.config)
             if policy.dataset_stats is None:
                 policy.dataset_stats = saved or None
-            if not saved:
+            if not saved and policy._needs_stats():
                 logger.warning("%s: the saved processors hold no normalisation statistics (a policy "
                                "saved before it saw a dataset)", pretrained_name_or_path)
         return policy
@@ -152,13 +159,16 @@ class TtfkitPolicy(PreTrainedPolicy):
             self._action_queue.extend(chunk[:, start:start + self.config.n_action_steps].unbind(dim=1))
         return self._action_queue.popleft()
 
+    def _needs_stats(self) -> bool:
+        """Whether LeRobot's processors normalise some feature of this policy (not all IDENTITY)."""
+        return any(NormalizationMode(self.config.normalization_mapping.get(ft.type.value, "IDENTITY"))
+                   is not NormalizationMode.IDENTITY
+                   for ft in {**self.config.input_features, **self.config.output_features}.values())
+
     def _require_stats(self) -> None:
         """A policy that never saw statistics would be fed unnormalised inputs by LeRobot's
         processors (they pass a feature without stats through): refuse to run."""
-        if self.dataset_stats is None and any(
-                NormalizationMode(self.config.normalization_mapping.get(ft.type.value, "IDENTITY"))
-                is not NormalizationMode.IDENTITY
-                for ft in {**self.config.input_features, **self.config.output_features}.values()):
+        if self.dataset_stats is None and self._needs_stats():
             raise RuntimeError("TtfkitPolicy has no normalisation statistics: build it with "
                                "dataset_stats (LeRobot's make_policy with a dataset does) or load a "
                                "directory whose processors hold them (ttf export lerobot writes them)")

@@ -71,7 +71,7 @@ def test_factory_finds_type_and_loads_export_offline(exported):
     policy = make_policy(cfg, ds_meta=meta)  # LeRobot's factory: from_pretrained on the directory
     assert isinstance(policy, TtfkitPolicy)
     ttfkit = load(exported["flow"][0])
-    want = {k: v for k, v in ttfkit.state_dict().items() if not k.startswith("normalizer.")}
+    want = ttfkit.state_dict()  # weights and ttfkit's normaliser buffers
     got = policy.model.state_dict()
     assert sorted(got) == sorted(want)
     for k in want:
@@ -94,7 +94,7 @@ def test_same_observations_and_noise_give_ttfkits_actions(exported, name):
     chunk = policy.predict_action_chunk(batch, noise=noise, generator=torch.Generator().manual_seed(11))
     got = post(chunk)
     assert got.shape == want.shape == (5, cfg.horizon, cfg.action_dim)
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)  # ttfkit's own arithmetic inside
     # Different noise must change the actions (the comparison above is not vacuous).
     other = post(policy.predict_action_chunk(batch, noise=torch.randn_like(noise)))
     assert (other - want).abs().max() > 1e-3
@@ -110,14 +110,30 @@ def test_same_observations_and_noise_give_ttfkits_actions(exported, name):
         a_ttfkit = ttfkit.select_action({k: v.numpy() for k, v in env_step.items()}, generator=g1)
         lr_step = pre({feature: step[key] for feature, key in FEATURES.items()})
         a_lerobot = post(policy.select_action(lr_step, generator=g2))
-        torch.testing.assert_close(a_lerobot, a_ttfkit, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a_lerobot, a_ttfkit, rtol=0, atol=0)
+
+
+def test_export_normalises_inside_and_refuses_double_normalisation(exported):
+    from lerobot_policy_ttfkit import TtfkitConfig
+
+    _, policy_dir = exported["flow"]
+    config = json.loads((policy_dir / "config.json").read_text())
+    assert set(config["normalization_mapping"].values()) == {"IDENTITY"}
+    assert set(config["normalizer"]) == {"agent_pos", "environment_state", "pixels", "action"}
+    with pytest.raises(ValueError, match="must be IDENTITY"):
+        TtfkitConfig(normalizer=config["normalizer"])  # MIN_MAX defaults would normalise twice
 
 
 def test_missing_statistic_is_an_error(exported, tmp_path):
-    from lerobot_policy_ttfkit import TtfkitPolicy, make_ttfkit_pre_post_processors
+    from lerobot_policy_ttfkit import TtfkitConfig, TtfkitPolicy, make_ttfkit_pre_post_processors
 
     _, policy_dir = exported["flow"]
-    cfg = PreTrainedConfig.from_pretrained(policy_dir)
+    # A policy LeRobot's processors normalise (as --policy.type=ttfkit trains it): MIN_MAX defaults.
+    exported_cfg = PreTrainedConfig.from_pretrained(policy_dir)
+    cfg = TtfkitConfig(policy="flow", device="cpu", input_features=exported_cfg.input_features,
+                       output_features=exported_cfg.output_features,
+                       policy_config=exported_cfg.policy_config, horizon=exported_cfg.horizon,
+                       n_obs_steps=exported_cfg.n_obs_steps, n_action_steps=exported_cfg.n_action_steps)
     stats = LeRobotDatasetMetadata("local/dataset", root=exported["dataset"]).stats
     make_ttfkit_pre_post_processors(cfg, dataset_stats=stats)  # complete: fine
     partial = {k: v for k, v in stats.items() if k != "observation.environment_state"}
@@ -138,7 +154,8 @@ def test_missing_statistic_is_an_error(exported, tmp_path):
 
     # A saved pipeline whose normaliser lost a key: loading the policy refuses it.
     broken = tmp_path / "broken"
-    subprocess.run(["cp", "-r", str(policy_dir), str(broken)], check=True)
+    TtfkitPolicy(cfg, dataset_stats=stats).save_pretrained(broken)
+    TtfkitPolicy.from_pretrained(broken).select_action(pre_step(cfg))  # complete: acts
     step = next(s for s in json.loads((broken / "policy_preprocessor.json").read_text())["steps"]
                 if s["registry_name"] == "normalizer_processor")
     tensors = load_file(broken / step["state_file"])
