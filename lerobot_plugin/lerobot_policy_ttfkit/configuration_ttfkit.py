@@ -52,13 +52,10 @@ class TtfkitConfig(PreTrainedConfig):
         n_obs_steps: To, observations per prediction (the last is "now").
         horizon: H, actions per predicted chunk.
         n_action_steps: actions executed per chunk, taken from index To-1.
-        normalization_mapping: LeRobot normalisation per feature type. MIN_MAX everywhere: LeRobot
-            computes ``2 (x - min) / (max - min) - 1`` and its exact inverse, which is ttfkit's default
-            min-max map on the same min/max; an export writes any ttfkit affine map
-            ``y = x*scale + offset`` (min-max, mean-std, image [0,1] -> [-1,1], constant features) as
-            min = (-1 - offset)/scale, max = (1 - offset)/scale, so all of them carry over. (MEAN_STD
-            would not: LeRobot divides by std + 1e-8 but unnormalises with std.) ``lerobot-train`` on
-            a dataset swaps in the dataset's own min/max, i.e. ttfkit's default min-max map.
+        normalization_mapping: LeRobot normalisation per feature type, for a policy trained in
+            LeRobot. MIN_MAX everywhere by default: LeRobot computes ``2 (x - min) / (max - min) - 1``
+            and its exact inverse, ttfkit's default min-max map on the dataset's min/max (MEAN_STD
+            divides by std + 1e-8 but unnormalises with std). IDENTITY everywhere with ``normalizer``.
         normalizer: ttfkit's normaliser (``Normalizer.to_dict()``). When set, the wrapped ttfkit
             policy normalises its inputs and unnormalises its actions itself, with ttfkit's own
             arithmetic, so its actions equal ttfkit's exactly; every LeRobot normalisation must then
