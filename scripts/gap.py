@@ -201,6 +201,7 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
 
         aligned = run_align_stage(cfg, cfg.align_stage(), run_dirs, picks)
         text += "\n" + write_align_report(aligned, out, f"Aligned vs base on {cfg.env}")
+        plot_gap(rows, out / "gap.png", aligned=aligned)
         (out / "report.md").write_text(text)
     return text
 

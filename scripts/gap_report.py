@@ -203,8 +203,9 @@ def write_report(rows: list[CheckpointRow], out_dir: str | Path, title: str, det
     return text
 
 
-def plot_gap(rows: list[CheckpointRow], path: str | Path) -> None:
-    """gap.png: validation loss and success over training per optimizer, and their scatter."""
+def plot_gap(rows: list[CheckpointRow], path: str | Path, aligned: list | None = None) -> None:
+    """gap.png: validation loss and success over training per optimizer, and their scatter; with
+    ``aligned`` (``gap_align.AlignRow``s) the aligned checkpoints' success as markers beside the curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,6 +225,10 @@ def plot_gap(rows: list[CheckpointRow], path: str | Path) -> None:
         ax_loss.plot(steps, [r.val_loss for r in series], "-o", ms=3, color=c, label=label, alpha=0.8)
         ax_succ.plot(steps, [r.success for r in series], "-o", ms=3, color=c, label=label, alpha=0.8)
         ax_scatter.scatter([r.val_loss for r in series], [r.success for r in series], color=c, s=18, label=label)
+    for i, (key, grp) in enumerate(sorted(_aligned_points(aligned or []).items())):
+        step, method, reward, n = key
+        ax_succ.scatter([step] * len(grp), grp, marker="*^vsPD"[i % 6], s=60, zorder=3, color="black",
+                        alpha=0.7, label=f"aligned: {method} {reward} {n}x")
     ax_loss.set(xlabel="training step", ylabel="validation loss", title="validation loss")
     ax_succ.set(xlabel="training step", ylabel="closed-loop success", title="success", ylim=(-0.05, 1.05))
     ax_scatter.set(xlabel="validation loss", ylabel="closed-loop success", title="loss vs success per checkpoint",
@@ -234,3 +239,11 @@ def plot_gap(rows: list[CheckpointRow], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _aligned_points(aligned: list) -> dict[tuple, list[float]]:
+    """{(step, method, reward, budget): [success per run]} of the alignment stage's rows."""
+    out: dict[tuple, list[float]] = {}
+    for r in aligned:
+        out.setdefault((r.step, r.method, r.reward, r.particles), []).append(r.successes / r.episodes)
+    return out

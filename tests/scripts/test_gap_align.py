@@ -65,6 +65,10 @@ def test_align_stage_fits_critics_caches_and_reports(tmp_path, policy):
     saved = json.loads(cached.read_text())["eval"]
     assert int(table[0]["successes"]) == sum(saved["successes"]) and "best-of-n | critic | 2x" in text
     assert (tmp_path / "aligned.png").stat().st_size > 0
+    from ttfkit.scripts.gap_report import _aligned_points
+
+    assert _aligned_points(rows) == {(10, "best-of-n", "critic", 2): [rows[0].successes / 2],
+                                     (10, "smc", "critic", 2): [rows[1].successes / 2]}
 
 
 def test_bad_alignment_options_are_refused():
