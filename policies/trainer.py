@@ -254,9 +254,12 @@ def train(config: TrainConfig, resume: bool = False,
                     if world > 1:
                         raise  # ranks must agree; no per-rank fallback
                     aside = cand.with_name(f"{cand.name}.damaged-{uuid.uuid4().hex[:6]}")
-                    os.rename(cand, aside)
+                    try:  # kept for inspection, out of the way of the step that will be saved again
+                        os.rename(cand, aside)
+                    except OSError as move_err:
+                        aside = f"nowhere ({move_err})"
                     logger.warning("resume: skipping %s (%s: %s); moved it to %s", cand,
-                                   type(err).__name__, err, aside.name)
+                                   type(err).__name__, err, getattr(aside, "name", aside))
             if last is None:
                 raise ValueError(f"--resume: no checkpoint under {ckpt_root} loads (each one skipped "
                                  f"is named in the log above and was moved aside)")
