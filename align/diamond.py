@@ -17,7 +17,9 @@ the batch trains phi(s, s) on the teacher's v̄(s, x̄_s | x_t) (stop-gradient),
 Lagrangian self-distillation d/ds' X(s, s') = v̄_teacher(s', sg(X(s, s'))) with a forward-mode jvp in s',
 (s, s') uniform on the triangle s < s' in [s_min, s_max]. Options (off by default, documented in
 :class:`DiamondConfig`): ``weighting="denoiser"`` scales the squared errors by (1-s)² resp. (1-s')²;
-``anchor_fraction`` pins the start of some Lagrangian pairs to s_min.
+``anchor_fraction`` pins the start of some Lagrangian pairs to s_min; ``trajectory_fraction`` regresses the
+jumps from s_min (the ones posterior samples and transitions use) onto the teacher's own few-step GLASS
+trajectory (:func:`teacher_trajectory`) instead of bootstrapping them through the Lagrangian term.
 
 Use: posterior sample in one call (x̄ = e ~ N(0, I) taken as x̄_{s_min}, mapped to s_max, divided by
 s_max); transition t -> t' in one call (map to the GLASS early-stop time s*, then t'·S). Both inherit

@@ -216,11 +216,14 @@ def _plot(curve: list[dict], check, path) -> None:
         color = f"C{i}"
         ax.plot(steps, [row[f"t{t:g}"] for row in curve], color=color, label=f"Diamond, 1 call, t={t:g}")
         ax.axhline(check.baselines["glass2"][t], color=color, ls="--", lw=1)
-        ax.axhline(check.baselines["floor"][t], color=color, ls=":", lw=1)
+        if check.baselines["floor"][t] > 0:  # the estimate can be <= 0 when the floor is negligible
+            ax.axhline(check.baselines["floor"][t], color=color, ls=":", lw=1)
     ax.set_yscale("log")
+    low = min(min(row[f"t{t:g}"] for row in curve for t in check.ts), min(check.baselines["glass2"].values()))
+    ax.set_ylim(bottom=max(low / 3, 1e-4))
     ax.set_xlabel("distillation step")
     ax.set_ylabel("energy distance to 32-step GLASS posterior")
-    ax.set_title("held-out one-call posterior (dashed: 2-step GLASS, dotted: noise floor)")
+    ax.set_title("held-out one-call posterior (dashed: 2-step GLASS, dotted: noise floor if > 0)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

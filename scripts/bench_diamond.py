@@ -1,0 +1,139 @@
+"""Benchmark Diamond Maps: one-step policy latency and closed loop, Weighted Diamond Maps on the exact fixture.
+
+Usage::
+
+    python -m ttfkit.scripts.bench_diamond latency --diamond runs/pp_diamond [--repeats 50] [--threads 1]
+    python -m ttfkit.scripts.bench_diamond closed-loop --diamond runs/pp_diamond --env ttfkit/metaworld-pick-place-v3 \\
+        [--episodes 50] [--n-envs 10] [--flow-steps 10 1]
+    python -m ttfkit.scripts.bench_diamond fixture [--particles 4 8 16] [--n 1000]
+
+latency: chunk latency at batch 1 of the teacher flow policy (its configured ODE steps) and of the one-step
+policy (one Diamond-Map call, ``ttfkit.align.one_step``), same backbone, timed round-robin in one process after a
+warm-up; median and min-max per call, and the ratio. closed-loop: success of the one-step policy and of the teacher
+with each of --flow-steps ODE steps on the same evaluation episodes (seeds 100000+). fixture: Weighted Diamond Maps (exact log-density, a 16-step midpoint ODE standing in for
+a one-call flow map) vs best-of-N with 10 Euler steps per candidate at equal NFE on the 2-D mixture of
+tests/align, energy distance to the exact tilted target. One JSON line per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+import torch
+
+
+def _latency(args) -> None:
+    from ttfkit.align.one_step import OneStepPolicy
+    from ttfkit.align.policy_diamond import load_diamond
+
+    dmap, teacher = load_diamond(args.diamond)
+    one = OneStepPolicy(teacher, dmap)
+    cfg = teacher.config
+    g = torch.Generator().manual_seed(0)
+    obs = {k: torch.randn(1, cfg.n_obs_steps, *s, generator=g) for k, s in cfg.obs_shapes.items()}
+    cases = {f"flow-{cfg.sampler}-{cfg.num_steps}": teacher, "diamond-one-step": one}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    with torch.inference_mode():
+        for _ in range(5):
+            for p in cases.values():
+                p.predict_action_chunk(obs, generator=g)
+        for _ in range(args.repeats):
+            for name, p in cases.items():
+                t0 = time.perf_counter()
+                p.predict_action_chunk(obs, generator=g)
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for name, v in times.items():
+        print(json.dumps({"bench": "latency", "case": name, "batch": 1, "median_ms": 1e3 * med[name],
+                          "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v), "repeats": args.repeats}))
+    base = next(iter(med))
+    print(json.dumps({"bench": "latency", "speedup_one_step_vs_flow": med[base] / med["diamond-one-step"]}))
+
+
+def _closed_loop(args) -> None:
+    from ttfkit.align.one_step import OneStepPolicy
+    from ttfkit.align.policy_diamond import load_diamond
+    from ttfkit.envs.evaluate import evaluate
+
+    dmap, teacher = load_diamond(args.diamond)
+    cases = [("diamond-one-step", OneStepPolicy(teacher, dmap))]
+    for k in args.flow_steps:  # the teacher with k ODE steps (same weights)
+        flow = load_diamond(args.diamond)[1]
+        flow.config = dataclasses.replace(flow.config, num_steps=k)
+        cases.insert(0, (f"flow-{flow.config.sampler}-{k}", flow))
+    for name, policy in cases:
+        t0 = time.perf_counter()
+        res = evaluate(policy, args.env, args.episodes, n_envs=args.n_envs, workers=0)
+        print(json.dumps({"bench": "closed-loop", "case": name, "env": args.env, "episodes": res.n_episodes,
+                          "successes": res.n_successes, "success_rate": res.success_rate, "ci_low": res.ci_low,
+                          "ci_high": res.ci_high, "wall_s": time.perf_counter() - t0}), flush=True)
+
+
+def _fixture(args) -> None:
+    from ttfkit.align import best_of_n, make_reward
+    from ttfkit.align.testing import GaussianMixtureFlow, energy_distance
+    from ttfkit.align.weighted import weighted_diamond_sample
+
+    mix = GaussianMixtureFlow(torch.tensor([0.3, 0.7]), torch.tensor([[-2.0, 0.0], [1.5, 1.0]]),
+                              torch.tensor([0.4, 0.6]))
+    center, tau = torch.tensor([-1.0, 0.5]), 0.7
+    reward = make_reward("quadratic", center=center, tau=tau)
+    tilt = mix.tilt(center, tau)
+
+    def flow_map(tp, x, cond=None, steps=16):
+        h = ((1 - tp) / steps).reshape(-1, 1)
+        for k in range(steps):
+            tk = tp + k * h[:, 0]
+            v = mix.velocity(tk, x)
+            x = x + h * mix.velocity(tk + h[:, 0] / 2, x + h / 2 * v)
+        return x
+
+    n = args.n
+    for seed in range(args.seeds):
+        g = torch.Generator().manual_seed(1000 + seed)
+        base = energy_distance(mix.sample(n, generator=g), tilt.sample(n, generator=g))
+        print(json.dumps({"bench": "fixture", "method": "base", "seed": seed, "energy_distance": base}))
+        for m in args.particles:
+            res = weighted_diamond_sample(mix, flow_map, reward, n_samples=n, shape=(2,), n_particles=m,
+                                          snr_factor=args.snr, log_density=mix.marginal_log_prob, steps=10,
+                                          generator=g)
+            ed = energy_distance(res.samples, tilt.sample(n, generator=g))
+            k = max(1, round(res.nfe_per_sample / 10))
+            bon = best_of_n(mix, reward, n_candidates=k, n_samples=n, shape=(2,), steps=10, generator=g)
+            ed_bon = energy_distance(bon.samples, tilt.sample(n, generator=g))
+            print(json.dumps({"bench": "fixture", "seed": seed, "particles": m, "snr_factor": args.snr,
+                              "nfe_per_sample": res.nfe_per_sample, "weighted_diamond": ed,
+                              "best_of_n_candidates": k, "best_of_n_nfe_per_sample": bon.nfe_per_sample,
+                              "best_of_n": ed_bon}), flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--diamond", required=True)
+    lat.add_argument("--repeats", type=int, default=50)
+    cl = sub.add_parser("closed-loop")
+    cl.add_argument("--diamond", required=True)
+    cl.add_argument("--env", default="ttfkit/metaworld-pick-place-v3")
+    cl.add_argument("--episodes", type=int, default=50)
+    cl.add_argument("--n-envs", type=int, default=10)
+    cl.add_argument("--flow-steps", type=int, nargs="+", default=[10], help="teacher ODE steps to compare")
+    fx = sub.add_parser("fixture")
+    fx.add_argument("--particles", type=int, nargs="+", default=[4, 8, 16])
+    fx.add_argument("--snr", type=float, default=1.5)
+    fx.add_argument("--n", type=int, default=1000)
+    fx.add_argument("--seeds", type=int, default=3)
+    for p in (lat, cl, fx):
+        p.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    {"latency": _latency, "closed-loop": _closed_loop, "fixture": _fixture}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
