@@ -8,9 +8,10 @@ weak; what matters here is the cost of its calls, and episodes that run to the t
 
 For each task (Meta-World pick-place, Fetch push) the same episodes (seeds 100000 ..) are evaluated
 with: ``in-process`` (n_envs=1, workers=0: the baseline), ``in-process x 8`` (n_envs=8, workers=0),
-and ``w2 x e`` (2 worker processes with e envs each, e = 1, 2, 4). The baseline runs first and last
-(its drift shows how much the machine load moved); ratios are against the mean of the two. Every
-configuration must give the baseline's per-episode results (checked). Reported per configuration:
+and ``w2 x e`` (2 worker processes with e envs each, e = 1, 2, 4), in ``--rounds`` rounds (the order
+rotated each round); a layout's speedup is baseline wall / its wall within the same round (load
+drift between rounds cancels), summarised by the median and range over rounds. Every configuration
+must give the baseline's per-episode results (checked). Reported per configuration:
 wall time, env steps/s, the share of time in the policy (select_action), waiting for the envs
 (sim + transfer), the env time per process (sim) and the ``transfer`` estimate = env wait minus
 the busiest process's env time. The physical limit is cores x the raw env step rate
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -34,8 +36,7 @@ from pathlib import Path
 __all__ = ["main"]
 
 TASKS = ("ttfkit/metaworld-pick-place-v3", "ttfkit/fetch-push-v4")
-LAYOUTS = (("in-process", 1, 0), ("in-process x 8", 8, 0), ("w2 x 1", 2, 2), ("w2 x 2", 4, 2),
-           ("w2 x 4", 8, 2), ("in-process (again)", 1, 0))
+LAYOUTS = (("in-process", 1, 0), ("in-process x 8", 8, 0), ("w2 x 1", 2, 2), ("w2 x 2", 4, 2), ("w2 x 4", 8, 2))
 
 
 def _fixture(env_id: str, work: Path, demos: int, steps: int) -> Path:
@@ -83,38 +84,41 @@ def _raw_rates(env_id: str, n: int = 300) -> dict[str, float]:
             "mj_env_steps_per_s_1core": mj_rate / substeps}
 
 
-def _bench_task(env_id: str, ckpt: Path, episodes: int, max_steps: int | None, cores: int) -> list[dict]:
+def _bench_task(env_id: str, ckpt: Path, episodes: int, max_steps: int | None, rounds: int) -> list[dict]:
     from ttfkit.envs import evaluate
     from ttfkit.policies import load
 
     rows, ref = [], None
-    for name, n_envs, workers in LAYOUTS:
-        policy = load(ckpt)
-        timings: dict = {}
-        result = evaluate(policy, env_id, episodes, n_envs=n_envs, workers=workers, max_steps=max_steps,
-                          timings=timings)
-        outcome = (result.successes, result.lengths, result.returns)
-        ref = ref or outcome
-        env_steps = sum(result.lengths)
-        busiest = max(timings["sim_s"]) if timings["sim_s"] else 0.0
-        run_s = timings["total_s"] - timings["startup_s"]
-        row = {"env": env_id, "layout": name, "n_envs": n_envs, "workers": workers,
-               "envs_per_worker": n_envs // max(workers, 1), "episodes": episodes,
-               "success_rate": result.success_rate, "env_steps": env_steps,
-               "wall_s": timings["total_s"], "startup_s": timings["startup_s"], "run_s": run_s,
-               "env_steps_per_s": env_steps / timings["total_s"], "policy_s": timings["policy_s"],
-               "env_wait_s": timings["env_wait_s"], "sim_s_per_process": timings["sim_s"],
-               "transfer_s": max(0.0, timings["env_wait_s"] - busiest) if workers else 0.0,
-               "policy_calls": timings["steps"], "same_results_as_baseline": outcome == ref,
-               "load_avg_1min": os.getloadavg()[0]}
-        rows.append(row)
-        print(f"  {name:>20}: {row['wall_s']:7.1f} s ({row['env_steps_per_s']:6.0f} env steps/s; policy "
-              f"{row['policy_s']:.1f} s, env wait {row['env_wait_s']:.1f} s, startup {row['startup_s']:.1f} s; "
-              f"load {row['load_avg_1min']:.1f})", flush=True)
-    base = (rows[0]["wall_s"] + rows[-1]["wall_s"]) / 2
-    for row in rows:
-        row["speedup_vs_in_process"] = base / row["wall_s"]
-        row["cores"] = cores
+    for r in range(rounds):
+        rates = _raw_rates(env_id)
+        order = LAYOUTS[r % len(LAYOUTS):] + LAYOUTS[:r % len(LAYOUTS)]
+        mine = []
+        for name, n_envs, workers in order:
+            policy = load(ckpt)
+            timings: dict = {}
+            result = evaluate(policy, env_id, episodes, n_envs=n_envs, workers=workers, max_steps=max_steps,
+                              timings=timings)
+            outcome = (result.successes, result.lengths, result.returns)
+            ref = ref or outcome
+            env_steps = sum(result.lengths)
+            busiest = max(timings["sim_s"]) if timings["sim_s"] else 0.0
+            row = {"env": env_id, "round": r, "layout": name, "n_envs": n_envs, "workers": workers,
+                   "envs_per_worker": n_envs // max(workers, 1), "episodes": episodes,
+                   "success_rate": result.success_rate, "env_steps": env_steps,
+                   "wall_s": timings["total_s"], "startup_s": timings["startup_s"],
+                   "env_steps_per_s": env_steps / timings["total_s"], "policy_s": timings["policy_s"],
+                   "env_wait_s": timings["env_wait_s"], "sim_s_per_process": timings["sim_s"],
+                   "transfer_s": max(0.0, timings["env_wait_s"] - busiest) if workers else 0.0,
+                   "policy_calls": timings["steps"], "same_results_as_baseline": outcome == ref,
+                   "load_avg_1min": os.getloadavg()[0], **rates}
+            mine.append(row)
+            print(f"  round {r} {name:>15}: {row['wall_s']:7.1f} s ({row['env_steps_per_s']:6.0f} env steps/s; policy "
+                  f"{row['policy_s']:.1f} s, env wait {row['env_wait_s']:.1f} s, startup {row['startup_s']:.1f} s; "
+                  f"load {row['load_avg_1min']:.1f})", flush=True)
+        base = next(x["wall_s"] for x in mine if x["layout"] == "in-process")
+        for row in mine:
+            row["speedup_vs_in_process"] = base / row["wall_s"]
+        rows += mine
     return rows
 
 
@@ -140,7 +144,8 @@ def _plot(rows: list[dict], path: Path) -> None:
             ax.text(i, r["wall_s"], f"{r['speedup_vs_in_process']:.2f}x", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(list(x), names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("wall time (s)")
-        ax.set_title(f"{env.split('/')[-1]}: {mine[0]['episodes']} episodes", fontsize=9)
+        ax.set_title(f"{env.split('/')[-1]}: {mine[0]['episodes']} episodes (round 0, load "
+                     f"{mine[0]['load_avg_1min']:.0f} on {mine[0]['cores']} cores)", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demos", type=int, default=10)
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
 
     import torch
@@ -171,23 +177,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for env_id in args.tasks.split(","):
         ckpt = _fixture(env_id, work, args.demos, args.train_steps)
-        rates = _raw_rates(env_id)
-        print(f"{env_id}: policy {ckpt}; 1-core rates {json.dumps({k: round(v, 1) for k, v in rates.items()})}",
-              flush=True)
-        for row in _bench_task(env_id, ckpt, args.episodes, args.max_steps, cores):
-            row.update(rates, limit_env_steps_per_s=cores * rates["env_steps_per_s_1core"],
-                       limit_mj_env_steps_per_s=cores * rates["mj_env_steps_per_s_1core"], **header)
+        print(f"{env_id}: policy {ckpt}", flush=True)
+        for row in _bench_task(env_id, ckpt, args.episodes, args.max_steps, args.rounds):
+            row.update(limit_env_steps_per_s=cores * row["env_steps_per_s_1core"],
+                       limit_mj_env_steps_per_s=cores * row["mj_env_steps_per_s_1core"], **header)
             rows.append(row)
     with open(out / "bench_eval.jsonl", "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    _plot(rows, out / "bench_eval.png")
-    print(f"\n{'env':<32} {'layout':>20} {'wall s':>7} {'speedup':>8} {'steps/s':>8} {'limit':>6} {'policy s':>9} "
-          f"{'wait s':>7} {'xfer s':>7} {'same':>5}")
+    _plot([r for r in rows if r["round"] == 0], out / "bench_eval.png")
+    print(f"\n{'env':<32} {'r':>2} {'layout':>15} {'wall s':>7} {'speedup':>8} {'steps/s':>8} {'limit':>6} "
+          f"{'policy s':>9} {'wait s':>7} {'xfer s':>7} {'load':>5} {'same':>5}")
     for r in rows:
-        print(f"{r['env']:<32} {r['layout']:>20} {r['wall_s']:7.1f} {r['speedup_vs_in_process']:7.2f}x "
+        print(f"{r['env']:<32} {r['round']:>2} {r['layout']:>15} {r['wall_s']:7.1f} {r['speedup_vs_in_process']:7.2f}x "
               f"{r['env_steps_per_s']:8.0f} {r['limit_env_steps_per_s']:6.0f} {r['policy_s']:9.1f} "
-              f"{r['env_wait_s']:7.1f} {r['transfer_s']:7.2f} {str(r['same_results_as_baseline']):>5}")
+              f"{r['env_wait_s']:7.1f} {r['transfer_s']:7.2f} {r['load_avg_1min']:5.1f} "
+              f"{str(r['same_results_as_baseline']):>5}")
+    print("\nspeedup over rounds (median [min, max]):")
+    for env in dict.fromkeys(r["env"] for r in rows):
+        for name, *_ in LAYOUTS:
+            vals = sorted(r["speedup_vs_in_process"] for r in rows if r["env"] == env and r["layout"] == name)
+            print(f"  {env:<32} {name:>15}: {statistics.median(vals):.2f}x [{vals[0]:.2f}, {vals[-1]:.2f}]")
     print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     return 0
 
