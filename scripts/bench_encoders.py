@@ -5,7 +5,9 @@ H=16, random crop 0.9 (84 -> 76) at training and centre crop at inference. Encod
 net at 32 and 16 channels, and Diffusion Policy's GroupNorm ResNet-18 (width 64) and a half-width one
 (32). Per encoder, in this process on the same synthetic batch: the median time of a training step
 (forward + backward + AdamW) at ``--batch`` after one warm-up step, and the median latency of
-``predict_action_chunk`` for one observation (``num_steps`` flow steps, eval mode).
+``predict_action_chunk`` for one observation (``num_steps`` flow steps, eval mode). Each is also
+given in CPU seconds of this process (``time.process_time``), which a shared machine's other load
+disturbs much less than wall time.
 
 Usage: ``python -m ttfkit.scripts.bench_encoders [--batch 32] [--steps 3] [--threads 1] [--encoders conv32 ...]``
 Prints a header (torch version, git commit, CPUs, threads) and one JSON line per encoder.
@@ -62,29 +64,34 @@ def measure(encoder: dict, batch: int, steps: int, latency_repeats: int) -> dict
                     "pixels": torch.rand(batch, 2, 3, 84, 84, generator=gen)},
             "action": torch.rand(batch, 16, 4, generator=gen) * 2 - 1}
     policy.train()
-    times = []
+    times, cpu = [], []
     for i in range(steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss, _ = policy.compute_loss(data)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if i:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     step_s = statistics.median(times)
     policy.eval()
     one = {k: v[:1] for k, v in data["obs"].items()}
-    lat = []
+    lat, lat_cpu = [], []
     for i in range(latency_repeats + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         policy.predict_action_chunk(one, generator=torch.Generator().manual_seed(i))
         if i:
             lat.append(time.perf_counter() - t0)
+            lat_cpu.append(time.process_time() - c0)
     return {"encoder_params": enc_params, "policy_params": policy.num_params, "batch": batch,
             "train_step_s_median": round(step_s, 3), "train_step_s_min": round(min(times), 3),
             "train_samples_per_s": round(batch / step_s, 1), "timed_steps": steps,
+            "train_step_cpu_s_median": round(statistics.median(cpu), 3),
+            "train_samples_per_cpu_s": round(batch / statistics.median(cpu), 1),
             "chunk_latency_ms_median": round(1e3 * statistics.median(lat), 1),
             "chunk_latency_ms_min": round(1e3 * min(lat), 1), "latency_repeats": latency_repeats,
+            "chunk_latency_cpu_ms_median": round(1e3 * statistics.median(lat_cpu), 1),
             "num_flow_steps": policy.config.num_steps}
 
 
