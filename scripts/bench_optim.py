@@ -146,7 +146,8 @@ def bench_time(backbone: str, base: str, reps: int, batch_size: int, device: tor
 def bench_schedule(backbone: str, base: str, reps: int, batch_size: int, device: torch.device, lr: float,
                    window: int = 50, ranks: tuple[int | None, ...] = (None, DEFAULT_RANK)) -> list[dict]:
     """Direct timing of DoPr's default schedule: ``window`` consecutive steps (one full refresh cycle,
-    stat_every=10, inverse_every=50) against as many base steps, round-robin per repetition."""
+    stat_every=10, inverse_every=50) against as many base steps; the variants take turns step by step,
+    so load drift on a shared machine hits all alike, and each variant's time per window is summed."""
     policy, batch = _policy_and_batch(backbone, batch_size, device)
     variants = {"base": lambda m: make_optimizer(base, m, lr=lr)}
     for rank in ranks:
@@ -155,10 +156,13 @@ def bench_schedule(backbone: str, base: str, reps: int, batch_size: int, device:
             for model in [copy.deepcopy(policy)]}
     times = {label: [] for label in variants}
     for rep in range(reps + 1):  # repetition 0: warm-up (DoPr's step 0 records and factorises)
-        for label, (model, opt) in runs.items():
-            seconds = sum(_step_seconds(model, opt, batch, device) for _ in range(window))
-            if rep:
-                times[label].append(seconds / window)
+        seconds = dict.fromkeys(runs, 0.0)
+        for _ in range(window):
+            for label, (model, opt) in runs.items():
+                seconds[label] += _step_seconds(model, opt, batch, device)
+        if rep:
+            for label in runs:
+                times[label].append(seconds[label] / window)
     base_t = times["base"]
     return [{"net": backbone, "base": base, "variant": label, "measured": True, "window": window,
              "seconds": _summary(times[label]), "ratio": _summary([t / b for t, b in zip(times[label], base_t)]),
@@ -316,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bases", nargs="*", default=["adamw", "muon"])
     parser.add_argument("--ranks", nargs="*", default=["exact", str(DEFAULT_RANK)],
                         help="AP forms to time: 'exact' and/or cheap-AP ranks")
-    parser.add_argument("--reps", type=int, default=3, help="timed repetitions (after one warm-up)")
+    parser.add_argument("--reps", type=int, default=3, help="timed repetitions (after one warm-up); 0: skip the"
+                        " per-part timing")
     parser.add_argument("--unet-reps", type=int, default=None, help="repetitions for the unet (default --reps)")
     parser.add_argument("--direct-nets", nargs="*", default=["mlp"],
                         help="nets whose default schedule is also timed directly over 50-step windows")
@@ -354,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     for net in args.nets:
         reps = args.unet_reps if (net == "unet" and args.unet_reps) else args.reps
         for base in args.bases:
-            for row in bench_time(net, base, reps, args.batch_size, device, args.lr, ranks):
+            for row in bench_time(net, base, reps, args.batch_size, device, args.lr, ranks) if reps else []:
                 emit(row)
             if net in args.direct_nets:
                 for row in bench_schedule(net, base, args.direct_reps, args.batch_size, device, args.lr, ranks=ranks):
