@@ -194,7 +194,8 @@ def write_settings(comparisons: list[PairComparison], out: str | Path) -> str:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pct = lambda x: f"{x:+.0%}" if x else "0%"  # noqa: E731
+    pct = lambda x: f"{x:+.0%}" if round(x * 100) else "0%"  # noqa: E731
+    rho = lambda x: "n/a" if math.isnan(x) else f"{x:+.2f}"  # noqa: E731
     lines = ["| setting | DoPr vs base | lr (DoPr / base) | seeds | DoPr best [95% CI] | base best [95% CI] | "
              "best diff [95% CI] | final diff [95% CI] | val loss (DoPr / base) | Spearman (DoPr / base) | "
              "regret (DoPr / base) | verdict |", "|" + "---|" * 12]
@@ -208,7 +209,7 @@ def write_settings(comparisons: list[PairComparison], out: str | Path) -> str:
             f"{b.best_success:.0%} ± {b.best_success_std:.0%} [{b.best_ci[0]:.0%}, {b.best_ci[1]:.0%}] | "
             f"{pct(c.best_diff)} [{pct(c.best_diff_ci[0])}, {pct(c.best_diff_ci[1])}] | "
             f"{pct(c.final[0] - c.final[1])} [{pct(c.final_diff_ci[0])}, {pct(c.final_diff_ci[1])}] | "
-            f"{d.best_val_loss:.3f} / {b.best_val_loss:.3f} | {d.spearman:+.2f} / {b.spearman:+.2f} | "
+            f"{d.best_val_loss:.3f} / {b.best_val_loss:.3f} | {rho(d.spearman)} / {rho(b.spearman)} | "
             f"{d.regret:+.2f} / {b.regret:+.2f} | {c.verdict} |")
         records.append({"setting": c.setting, "dopr": d.optimizer, "base": b.optimizer, "dopr_lr": d.lr,
                         "base_lr": b.lr, "dopr_seeds": d.n_seeds, "base_seeds": b.n_seeds,
