@@ -261,7 +261,8 @@ def diamond_posterior_sample(dmap, t, x_t: Tensor, cond=None, *, generator=None,
     return dmap(t, cfg.s_min, cfg.s_max, x_t, e, cond) / cfg.s_max
 
 
-def diamond_transition(dmap, t, t_next, x_t: Tensor, cond=None, *, generator=None, noise: Tensor | None = None) -> Tensor:
+def diamond_transition(dmap, t, t_next, x_t: Tensor, cond=None, *, generator=None,
+                       noise: Tensor | None = None) -> Tensor:
     """x_t' ~ p(x_t' | x_t) in one call: map e to the GLASS early-stop time s*, then t'·S(x_t, x̄_{s*}).
 
     Rows with s* <= s_min keep x̄ = e (error O(s*)); rows with s* > s_max rescale x̄_{s_max} by s*/s_max

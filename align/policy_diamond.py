@@ -37,7 +37,9 @@ from torch import Tensor, nn
 from ttfkit.data.atomic import replace_path
 from ttfkit.align.diamond import DiamondConfig, DiamondMap, MLPPhi, _sinusoidal, distillation_loss
 
-__all__ = ["PolicyPhi", "Distiller", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION"]
+__all__ = [
+    "PolicyPhi", "Distiller", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,8 @@ class PolicyPhi(nn.Module):
         horizon, action_dim, cond_dim: H, Da, Dc of the policy. time_dim: features per extra time.
         xbar_input: also feed x̄ (not only x_t) through the zero-initialised layer. Needed: the backbone sees
             x̄ only inside y = t*·S, where its coefficient relative to x_t's is (s/(1-s)²)/(t/(1-t)²), about
-            0.01·(1-t)²/t at s = s_min = 0.01, so without it a one-call jump from s_min cannot turn the noise into posterior spread
-            (format-1 checkpoints written before this option load with False).
+            0.01·(1-t)²/t at s = s_min = 0.01, so without it a one-call jump from s_min cannot turn the noise
+            into posterior spread (format-1 checkpoints written before this option load with False).
     """
 
     def __init__(self, backbone: nn.Module, *, horizon: int, action_dim: int, cond_dim: int, time_dim: int = 32,

@@ -10,9 +10,10 @@ Usage::
 latency: chunk latency at batch 1 of the teacher flow policy (its configured ODE steps) and of the one-step
 policy (one Diamond-Map call, ``ttfkit.align.one_step``), same backbone, timed round-robin in one process after a
 warm-up; median and min-max per call, and the ratio. closed-loop: success of the one-step policy and of the teacher
-with each of --flow-steps ODE steps on the same evaluation episodes (seeds 100000+). fixture: Weighted Diamond Maps (exact log-density, a 16-step midpoint ODE standing in for
-a one-call flow map) vs best-of-N with 10 Euler steps per candidate at equal NFE on the 2-D mixture of
-tests/align, energy distance to the exact tilted target. One JSON line per measurement.
+with each of --flow-steps ODE steps on the same evaluation episodes (seeds 100000+). fixture: Weighted Diamond
+Maps (exact log-density, a 16-step midpoint ODE standing in for a one-call flow map) vs best-of-N with 10 Euler
+steps per candidate at equal NFE on the 2-D mixture of tests/align, energy distance to the exact tilted target.
+One JSON line per measurement.
 """
 
 from __future__ import annotations

@@ -118,8 +118,8 @@ def main(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{metrics['loss']:.3g}", ed=" ".join(f"{row[f't{t:g}']:.3f}" for t in check.ts),
                         ratio_vs_glass2=f"{ratio:.2f}")
         if args.no_progress:
-            print(f"step {step:6d}  loss {metrics['loss']:.4g}  distance "
-                  + " ".join(f"t={t:g}:{row[f't{t:g}']:.3f}" for t in check.ts) + f"  max ratio {ratio:.2f}", flush=True)
+            dists = " ".join(f"t={t:g}:{row[f't{t:g}']:.3f}" for t in check.ts)
+            print(f"step {step:6d}  loss {metrics['loss']:.4g}  distance {dists}  max ratio {ratio:.2f}", flush=True)
         reached[0] = _reached(row, glass2, args.target_ratio)
         _save(run, out, policy, meta, curve, check)
         return reached[0]

@@ -109,7 +109,8 @@ def test_ttf_distill_cli(policy_and_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "step      4" in out and "glass2" in out and "wrote" in out
     assert (tmp_path / "dm" / "curve.png").is_file()
-    assert [line.split(",")[0] for line in (tmp_path / "dm" / "curve.csv").read_text().splitlines()[1:4]] == ["0", "2", "4"]
+    rows = (tmp_path / "dm" / "curve.csv").read_text().splitlines()[1:4]
+    assert [line.split(",")[0] for line in rows] == ["0", "2", "4"]
     dmap, teacher = load_diamond(tmp_path / "dm")
     assert isinstance(dmap.net, PolicyPhi) and teacher.config.horizon == H
     assert json.loads((tmp_path / "dm" / "config.json").read_text())["metadata"]["step"] == 4
