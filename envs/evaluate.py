@@ -9,8 +9,9 @@ Protocol (v2).
 - ``policy.reset()`` is called once before the first episode. When slot j starts episode i, the
   evaluator calls ``policy.reset_slot(j, seed=seed + i)`` if the policy has that method (chunk
   policies: per-slot history, queue and noise generator seeded by the episode's seed, so every
-  episode's outcome is the same for any n_envs, worker layout or machine load). Policies without
-  ``reset_slot`` (scripted experts) must keep no per-episode state.
+  episode's outcome is the same for any n_envs, worker layout or machine load). A policy without
+  ``reset_slot`` gets ``reset()`` before every episode when n_envs is 1 (as before protocol v2);
+  with more slots it must keep no per-episode state (scripted experts).
 - Refill: a slot whose episode ended starts the next pending episode at the next step that is a
   multiple of ``sync_every`` (default: the policy's n_action_steps; at once when nothing else runs),
   never waiting for a whole batch. A chunk policy then re-plans all its rows in one call; with
@@ -258,6 +259,8 @@ def evaluate(policy: Any, env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL
                 n_started += 1
                 if reset_slot is not None:
                     reset_slot(slot, seed=seeds[ep])
+                elif n_envs == 1 and n_started > 1:
+                    policy.reset()  # one slot: a policy without reset_slot is reset per episode
             else:
                 _, slot, ep, ok, ret, length, video = event
                 active[slot] = False

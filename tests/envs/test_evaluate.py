@@ -43,7 +43,7 @@ def test_zero_policy_never_succeeds_on_pick_place():
     result = envs.evaluate(policy, "ttfkit/metaworld-pick-place-v3", 3, n_envs=1)
     assert result.success_rate == 0.0 and result.n_episodes == 3
     assert result.lengths == (500,) * 3  # ran to the time limit
-    assert policy.resets == 1  # once per evaluation (protocol v2)
+    assert policy.resets == 3  # no reset_slot and one env: reset before every episode
     z2 = norm.ppf(0.975) ** 2
     assert result.ci_low == 0.0 and result.ci_high == pytest.approx(z2 / (3 + z2))  # Wilson, k = 0
 
