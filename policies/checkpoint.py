@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ttfkit.data.atomic import replace_path
+from ttfkit.data.atomic import check_replaceable, replace_path
 
 __all__ = ["save", "load", "read_weights", "read_trainer_state", "FORMAT_VERSION", "KIND"]
 
@@ -56,6 +56,7 @@ def save(policy, path: str | os.PathLike, *, ema: nn.Module | None = None, metad
     if ema is not None:
         weights.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     _check_finite(weights, path)
+    check_replaceable(path, KIND)  # before any work; replace_path checks again at the rename
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -78,6 +79,9 @@ def save(policy, path: str | os.PathLike, *, ema: nn.Module | None = None, metad
             save_file(_contiguous(tensors), tmp / _STATE_TENSORS)
             (tmp / _STATE_JSON).write_text(json.dumps(skeleton))
         replace_path(tmp, path, kind=KIND)
+    except FileExistsError:  # replace_path refused what is at path
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except (OSError, SafetensorError) as err:  # a full disk reaches safetensors' writer as SafetensorError
         shutil.rmtree(tmp, ignore_errors=True)
         raise OSError(getattr(err, "errno", None), f"{path}: cannot write the checkpoint ({err})") from err

@@ -139,3 +139,21 @@ def test_bad_checkpoints_raise(tmp_path):
     (tmp_path / "c" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="format_version 99"):
         load(tmp_path / "c")
+
+
+def test_save_replaces_only_a_checkpoint_and_refuses_non_finite_weights(tmp_path):
+    policy = _policy()
+    user = tmp_path / "notes"
+    user.mkdir()
+    (user / "todo.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"notes: refusing to replace it: it is a folder without"):
+        save(policy, user)
+    assert sorted(p.name for p in user.iterdir()) == ["todo.txt"]
+    save(policy, tmp_path / "c")
+    save(policy, tmp_path / "c")  # a checkpoint replaces a checkpoint
+    with torch.no_grad():
+        next(policy.parameters())[0] = float("nan")
+    with pytest.raises(ValueError, match=r"refusing to save a checkpoint with non-finite values in 'model\."):
+        save(policy, tmp_path / "c")
+    assert torch.isfinite(load(tmp_path / "c", weights="model").state_dict()[next(iter(policy.state_dict()))]).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "notes"]
