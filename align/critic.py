@@ -299,7 +299,7 @@ def save_critic(critic: ChunkCritic, path: str | os.PathLike) -> Path:
     save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, tmp / "model.safetensors")
     cfg = {"kind": "chunk_critic", "format_version": 2, **critic.sizes, "meta": critic.meta}
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
-    return replace_path(tmp, path)
+    return replace_path(tmp, path, kind="chunk-critic")
 
 
 def load_critic(path: str | os.PathLike) -> ChunkCritic:

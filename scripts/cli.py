@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("distill", "distill a Diamond Map from a flow policy"),
     "align": ("align", "closed-loop evaluation of a reward-aligned policy"),
     "export": ("export", "export a policy (LeRobot pretrained directory)"),
+    "critic": ("critic", "fit a chunk critic (deployable alignment reward) on the policy's own rollouts"),
 }
 
 
