@@ -96,6 +96,7 @@ class CriticReward:
             raise KeyError("the critic reward needs context {'cond': (1, Dc)} (AlignedPolicy provides it)")
         c = cond["cond"].expand(x.shape[0], -1)
         xn = self.policy._normalize(self.policy.config.action_key, x)
+        self.critic.to(c.device)  # fitted on the CPU; follows the policy to its device
         return self.scale * nn.functional.logsigmoid(self.critic(c, xn))
 
 
@@ -191,7 +192,7 @@ def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, c
                 xn = policy._normalize(policy.config.action_key, x)
                 j = ctx["slot"]
                 for v, c in zip(values.tolist(), xn):
-                    rows.append((rollout.shadow.seeds[j], int(rollout.shadow.steps[j]), cond.clone(), c.clone(),
+                    rows.append((rollout.shadow.seeds[j], int(rollout.shadow.steps[j]), cond.cpu(), c.cpu(),
                                  float(v >= rollout.options["success_bonus"])))
             return torch.zeros(x.shape[0], dtype=x.dtype)
 
@@ -363,8 +364,8 @@ class _Recorder:
     def _record(self, obs_batch, chunk, slots) -> None:
         cond = self.base.encode_obs(obs_batch)
         xn = self.base._normalize(self.base.config.action_key, chunk)
-        for i, j in enumerate(slots):
-            self.records.append((self.seeds[j], self.steps[j], cond[i].clone(), xn[i].clone()))
+        for i, j in enumerate(slots):  # kept on the CPU, where the critic is fitted
+            self.records.append((self.seeds[j], self.steps[j], cond[i].cpu(), xn[i].cpu()))
 
     @torch.no_grad()
     def _plan(self, obs_batch, slots):

@@ -134,7 +134,8 @@ class AlignedPolicy:
         self._reset_trackers(j, seed)
 
     def _reset_trackers(self, j: int, seed: int) -> None:
-        self._slot_gens[j] = torch.Generator().manual_seed((self.seed_base << 32) + seed)
+        device = next(self.policy.parameters()).device  # samplers draw their noise on the policy's device
+        self._slot_gens[j] = torch.Generator(device=device).manual_seed((self.seed_base << 32) + seed)
         if self.shadow is not None:
             self.shadow.reset_slot(j, seed)
         if hasattr(self.reward, "reset_slot"):

@@ -23,6 +23,8 @@ import json
 import logging
 from pathlib import Path
 
+from ttfkit.scripts.device import add_device_argument, resolve_device
+
 __all__ = ["add_arguments", "main"]
 
 
@@ -51,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="episode limit (default: the suite's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit and of the split (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--device", default="cpu", choices=["cpu"], help="the critic is fitted on the CPU")
+    add_device_argument(parser, what="the policy's rollouts (the critic is fitted on the CPU)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 < args.heldout < 1.0:
         raise SystemExit(f"ttf critic: error: --heldout must be in (0, 1), got {args.heldout}")
     torch.set_num_threads(args.threads)
-    policy = _load_flow(args.checkpoint)
+    policy = _load_flow(args.checkpoint, resolve_device(args.device))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.data:
@@ -131,10 +133,10 @@ def _refit(args, policy, critic, data, fit, gen) -> dict:
             "aligned_success_rate": result.success_rate, "data": merged}
 
 
-def _load_flow(path):
+def _load_flow(path, device="cpu"):
     from ttfkit.policies import FlowPolicy, load
 
-    policy = load(path)
+    policy = load(path, device=device)
     if not isinstance(policy, FlowPolicy):
         raise SystemExit(f"ttf critic: error: {path} is a {type(policy).__name__}; the critic needs a flow policy")
     return policy.eval()
