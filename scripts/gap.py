@@ -95,6 +95,7 @@ class GapConfig:
     particles: tuple[int, ...] = (8,)
     critic_episodes: int = 100
     align_episodes: int | None = None
+    align_val_pick: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "optims", tuple(self.optims))
@@ -132,7 +133,8 @@ class GapConfig:
         if self.reward is None:
             raise ValueError("GapConfig: align needs a reward (--reward critic|rollout|...)")
         return AlignStage(methods=self.align, reward=self.reward, particles=self.particles,
-                          critic_episodes=self.critic_episodes, episodes=self.align_episodes)
+                          critic_episodes=self.critic_episodes, episodes=self.align_episodes,
+                          val_pick=self.align_val_pick)
 
 
 # Presets. `demo` is what `make demo` runs: shelf-place from 10 scripted demos, where a screen put
@@ -141,7 +143,7 @@ class GapConfig:
 PRESETS: dict[str, list[dict]] = {
     "demo": [dict(env="ttfkit/metaworld-shelf-place-v3", demos=10, optims=("adamw", "dopr-adamw"), lrs=(1e-3,),
                   seeds=1, steps=1500, ckpt_every=500, batch=256, backbone="mlp", eval_episodes=20,
-                  align=("best-of-n",), reward="critic", particles=(4,), critic_episodes=50)],
+                  align=("best-of-n",), reward="critic", particles=(4,), critic_episodes=40, align_val_pick=False)],
     "full": [dict(env=f"ttfkit/metaworld-{task}-v3", demos=10, optims=("adamw", "dopr-adamw", "muon", "dopr-muon"),
                   lrs=(1e-3,), seeds=3, steps=10000, ckpt_every=2000, batch=256, backbone="unet",
                   eval_episodes=50)

@@ -45,6 +45,7 @@ class AlignStage:
         critic_episodes: base-policy rollouts the critic is fitted on.
         horizon, flow_steps, workers: the rollout reward's look-ahead, continuation flow steps, processes.
         episodes: aligned evaluation episodes (None: the study's eval_episodes).
+        val_pick: also align the checkpoint validation loss picks, when it is not the final one.
     """
 
     methods: tuple[str, ...]
@@ -55,6 +56,7 @@ class AlignStage:
     flow_steps: int = 2
     workers: int = 0
     episodes: int | None = None
+    val_pick: bool = True
     reward_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -162,16 +164,22 @@ def align_checkpoint(env_id: str, ckpt: Path, stage: AlignStage, method: str, n:
 
 def _critic(env_id: str, ckpt: Path, stage: AlignStage, max_steps: int | None) -> str:
     """CKPT/critic, fitted by `ttf critic` on the checkpoint's own rollouts unless already there."""
+    from ttfkit.align.critic import load_critic
     from ttfkit.scripts.cli import main as cli
 
     out = ckpt / "critic"
-    if not (out / "model.safetensors").exists():
-        argv = ["critic", "--checkpoint", str(ckpt), "--env", env_id, "--episodes", str(stage.critic_episodes),
-                "--episode-seed", str(CRITIC_SEED), "--out", str(out)]
-        if max_steps:
-            argv += ["--max-steps", str(max_steps)]
-        if cli(argv) != 0:
-            raise RuntimeError(f"fitting the critic of {ckpt} failed")
+    if (out / "model.safetensors").exists():
+        fitted = load_critic(out).meta.get("episodes")
+        if fitted != stage.critic_episodes:
+            raise ValueError(f"{out} was fitted on {fitted} episodes, this study asks for {stage.critic_episodes}; "
+                             f"move it away (with the results made with it, {ckpt / 'align'}/*-critic-*.json)")
+        return str(out)
+    argv = ["critic", "--checkpoint", str(ckpt), "--env", env_id, "--episodes", str(stage.critic_episodes),
+            "--episode-seed", str(CRITIC_SEED), "--out", str(out)]
+    if max_steps:
+        argv += ["--max-steps", str(max_steps)]
+    if cli(argv) != 0:
+        raise RuntimeError(f"fitting the critic of {ckpt} failed")
     return str(out)
 
 
@@ -184,7 +192,7 @@ def run_align_stage(cfg, stage: AlignStage, run_dirs: list[tuple[str, float, int
     for opt, lr, seed, run_dir in run_dirs:
         ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
         chosen = {ckpts[-1]}
-        if picks.get(run_dir) is not None:
+        if stage.val_pick and picks.get(run_dir) is not None:
             chosen.add(picks[run_dir])
         for ckpt in sorted(chosen):
             base = EvalResult.from_json((ckpt / "eval.json").read_text()).head(episodes)

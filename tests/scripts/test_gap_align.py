@@ -78,3 +78,18 @@ def test_bad_alignment_options_are_refused():
         AlignStage(methods=("guidance",), reward="critic", particles=(2,))
     with pytest.raises(ValueError, match="needs a reward"):
         GapConfig(env=ENV, out="x", align=("smc",))
+
+
+def test_a_critic_fitted_on_other_episodes_is_not_reused_silently(tmp_path, policy):
+    from ttfkit.align.critic import ChunkCritic, save_critic
+    from ttfkit.scripts.gap_align import _critic
+
+    ckpt = tmp_path / "step_000010"
+    critic = ChunkCritic(policy.encoder.out_dim, 8, 4, hidden=8)
+    critic.meta["episodes"] = 50
+    save_critic(critic, ckpt / "critic")
+    stage = AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=40)
+    with pytest.raises(ValueError, match="fitted on 50 episodes, this study asks for 40"):
+        _critic(ENV, ckpt, stage, None)
+    assert _critic(ENV, ckpt, AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=50), None) == str(
+        ckpt / "critic")
