@@ -145,6 +145,7 @@ class RobomimicEnv(gym.Env):
         if sum(np.size(raw[k]) for k in self.object_names) != raw["object-state"].size:
             raise RuntimeError(f"robomimic-{task}: object observables {self.object_names} do not add up to "
                                f"robosuite's object-state {raw['object-state'].shape}")
+        self._initial_state = self._object(raw).astype(np.float64)
         agent_dim = sum(raw[f"robot{i}_{k}"].size for i in range(self.n_arms) for k in _PROPRIO)
         obs_spaces: dict[str, spaces.Space] = {
             "agent_pos": spaces.Box(-np.inf, np.inf, (agent_dim,), np.float32),
@@ -159,8 +160,7 @@ class RobomimicEnv(gym.Env):
                 shape = raw["object-state"].shape if key == "object" else np.shape(raw[key])
                 obs_spaces[key] = spaces.Box(-np.inf, np.inf, shape, np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
-        low, high = self._env.action_spec
-        self.action_space = spaces.Box(-1.0, 1.0, low.shape, np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, self._env.action_spec[0].shape, np.float32)
 
     # -- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
