@@ -17,7 +17,8 @@ def test_ids_cover_every_metaworld_task_with_a_scripted_policy_and_fetch():
     expected = {f"ttfkit/metaworld-{name[:-3]}-v3" for name in ENV_POLICY_MAP if name in ALL_V3_ENVIRONMENTS}
     ids = envs.list_envs()
     assert set(envs.list_envs("metaworld")) == expected
-    assert set(ids) == expected | {"ttfkit/fetch-pick-and-place-v4", "ttfkit/fetch-push-v4"}
+    robomimic = {f"ttfkit/robomimic-{t}-v0" for t in ("lift", "can", "square", "tool-hang", "transport")}
+    assert set(ids) == expected | {"ttfkit/fetch-pick-and-place-v4", "ttfkit/fetch-push-v4"} | robomimic
     for required in ("reach", "push", "pick-place", "door-open", "drawer-open", "button-press-topdown",
                      "peg-insert-side", "assembly", "disassemble", "stick-pull", "pick-out-of-hole",
                      "shelf-place"):
@@ -57,6 +58,8 @@ def test_check_env_state_mode_every_id():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*infinity.*")
         for env_id in envs.list_envs():
+            if env_id.startswith("ttfkit/robomimic-"):
+                continue  # 7-D actions, robosuite: checker and seeds in tests/envs/test_robomimic.py
             env = envs.make_env(env_id)
             try:
                 check_env(env.unwrapped, skip_render_check=True, skip_close_check=True)  # closed below
