@@ -137,7 +137,7 @@ def collect_critic_data(policy, env_id: str, n_episodes: int, *, seed: int, n_en
     """
     from ttfkit.envs import evaluate
 
-    recorder = _Recorder(policy, rollout_policy or policy, n_envs=n_envs)
+    recorder = _Recorder(policy, rollout_policy or policy)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -327,32 +327,20 @@ class _Recorder:
     """Evaluator-protocol proxy: records (episode seed, step, cond, normalised chunk) of every chunk that
     ``policy`` (``base`` itself or an AlignedPolicy around it) plans, with ``base``'s encoder."""
 
-    def __init__(self, base, policy, n_envs: int = 1) -> None:
-        self.base, self.policy, self.records, self.n_envs = base, policy, [], n_envs
+    def __init__(self, base, policy) -> None:
+        self.base, self.policy, self.records = base, policy, []
         self.seeds: dict[int, int] = {}
         self.steps: dict[int, int] = {}
-        # patch the planner of whoever plans: an AlignedPolicy's or a per-slot policy's plan_chunks,
-        # else the base policy's predict_action_chunk (row b = slot b)
-        self._target = policy if hasattr(policy, "plan_chunks") else base
-        self._hook = "plan_chunks" if hasattr(self._target, "plan_chunks") else "predict_action_chunk"
-        self._had = vars(self._target).get(self._hook)
-        self._orig = getattr(self._target, self._hook)
-        setattr(self._target, self._hook, self._plan if self._hook == "plan_chunks" else self._predict)
+        self._target = policy  # whoever plans: the base policy or an AlignedPolicy around it
+        self._had = vars(policy).get("plan_chunks")
+        self._orig = policy.plan_chunks
+        policy.plan_chunks = self._plan
 
-    def reset(self, seed: int | None = None) -> None:
-        if seed is None:
-            self.policy.reset()
-            return
-        self.policy.reset(seed=seed)
-        for j in range(self.n_envs):  # lockstep protocol: slot j runs episode seed + j
-            self._start(j, seed + j)
+    def reset(self) -> None:
+        self.policy.reset()
 
     def reset_slot(self, j: int, seed: int) -> None:
-        if hasattr(self.policy, "reset_slot"):
-            self.policy.reset_slot(j, seed)
-        self._start(j, seed)
-
-    def _start(self, j: int, seed: int) -> None:
+        self.policy.reset_slot(j, seed)
         self.seeds[j], self.steps[j] = seed, 0
 
     def select_action(self, obs):
@@ -373,15 +361,9 @@ class _Recorder:
         self._record(obs_batch, chunk, slots)
         return chunk
 
-    @torch.no_grad()
-    def _predict(self, obs_batch, generator=None, noise=None):
-        chunk = self._orig(obs_batch, generator=generator, noise=noise)
-        self._record(obs_batch, chunk, list(range(chunk.shape[0])))
-        return chunk
-
     def close(self) -> None:
         """Undo the routing of the planning hook."""
         if self._had is None:
-            vars(self._target).pop(self._hook, None)
+            vars(self._target).pop("plan_chunks", None)
         else:
-            setattr(self._target, self._hook, self._had)
+            self._target.plan_chunks = self._had

@@ -16,9 +16,8 @@ inf is an error naming the candidates.
 
 Evaluator protocol: ``reset_slot(j, seed)`` per episode (forwarded to the policy, the shadows and a
 simulator-tracking reward such as ``rollout``), then ``select_action(obs)`` on all slots. During
-``select_action`` the wrapped policy's chunk planning (``plan_chunks``, or ``predict_action_chunk`` for
-policies without per-slot state) is routed through :meth:`AlignedPolicy.plan_chunks` (restored
-afterwards). Each episode's sampling noise comes from a generator seeded by its episode seed.
+``select_action`` the wrapped policy's chunk planning (``plan_chunks``) is routed through
+:meth:`AlignedPolicy.plan_chunks` (restored afterwards). Each episode's sampling noise comes from a generator seeded by its episode seed.
 Per-chunk statistics (NFE, simulator steps, wall time, reward of the chosen chunk) accumulate in ``stats``.
 """
 
@@ -116,24 +115,13 @@ class AlignedPolicy:
     def config_dict(self) -> dict:
         return asdict(self.config)
 
-    def reset(self, seed: int | None = None) -> None:
-        """Start an evaluation. With ``seed`` (the lockstep protocol: slot j runs episode seed + j), every
-        slot is reset as by :meth:`reset_slot`."""
-        if seed is None:
-            self.policy.reset()
-            return
-        n = self.shadow.n_envs if self.shadow is not None else getattr(self.reward, "n_envs", 1)
-        self.policy.reset(seed=seed)
-        for j in range(n):
-            self._reset_trackers(j, seed + j)
+    def reset(self) -> None:
+        """Start an evaluation (evaluator protocol); each episode then starts with :meth:`reset_slot`."""
+        self.policy.reset()
 
     def reset_slot(self, j: int, seed: int) -> None:
         """Slot ``j`` starts an episode with reset seed ``seed`` (evaluator protocol)."""
-        if hasattr(self.policy, "reset_slot"):
-            self.policy.reset_slot(j, seed=seed)
-        self._reset_trackers(j, seed)
-
-    def _reset_trackers(self, j: int, seed: int) -> None:
+        self.policy.reset_slot(j, seed=seed)
         device = next(self.policy.parameters()).device  # samplers draw their noise on the policy's device
         self._slot_gens[j] = torch.Generator(device=device).manual_seed((self.seed_base << 32) + seed)
         if self.shadow is not None:
@@ -149,16 +137,15 @@ class AlignedPolicy:
         if hasattr(self.reward, "check"):
             self.reward.check(obs)
         # route the policy's chunk planning through the aligner for this call only
-        hook = "plan_chunks" if hasattr(self.policy, "plan_chunks") else "predict_action_chunk"
-        had = vars(self.policy).get(hook)
-        setattr(self.policy, hook, self.plan_chunks if hook == "plan_chunks" else self._predict_all_rows)
+        had = vars(self.policy).get("plan_chunks")
+        self.policy.plan_chunks = self.plan_chunks
         try:
             action = self.policy.select_action(obs)
         finally:
             if had is None:
-                vars(self.policy).pop(hook, None)
+                vars(self.policy).pop("plan_chunks", None)
             else:
-                setattr(self.policy, hook, had)
+                self.policy.plan_chunks = had
         executed = action.detach().cpu().numpy()
         if self.shadow is not None:
             self.shadow.step(executed)
@@ -199,10 +186,6 @@ class AlignedPolicy:
                                "n_distinct": res.n_distinct})
         x = torch.stack(chunks)  # (b, H, Da) normalised
         return pol._unnormalize(cfg.action_key, x)
-
-    def _predict_all_rows(self, obs_batch: dict[str, Tensor], generator=None, noise=None) -> Tensor:
-        """``predict_action_chunk`` replacement for policies without per-slot planning (row b = slot b)."""
-        return self.plan_chunks(obs_batch, list(range(next(iter(obs_batch.values())).shape[0])))
 
     def _align_one(self, cond: Tensor, ctx: dict, generator: torch.Generator | None) -> AlignResult:
         cfg, pcfg = self.config, self.policy.config

@@ -81,15 +81,13 @@ class RolloutValueReward:
         self.sim_steps = 0
         self.policy_evals = 0
         self._gens = [torch.Generator().manual_seed(seed) for _ in range(n_envs)]
-        self.shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success)
-        self._hist = [deque(maxlen=pc.n_obs_steps) for _ in range(n_envs)]
+        self.shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success,
+                                 history=pc.n_obs_steps)
         self._pool = _Pool(policy, env_id, n_envs, env_kwargs, stop_on_success, workers) if workers else None
 
     # ----- evaluator protocol (forwarded by AlignedPolicy) -----
     def reset_slot(self, j: int, seed: int) -> None:
         self.shadow.reset_slot(j, seed)
-        self._hist[j].clear()
-        self._hist[j].extend([self.shadow.obs[j]] * self._hist[j].maxlen)
         self._gens[j].manual_seed((self.seed << 32) + seed)
         if self._pool is not None:
             self._pool.broadcast(("reset", j, seed))
@@ -99,10 +97,7 @@ class RolloutValueReward:
 
     def observe(self, actions: np.ndarray) -> None:
         actions = np.asarray(actions, dtype=np.float32)
-        was_active = self.shadow.active.copy()
         self.shadow.step(actions)
-        for j in np.flatnonzero(was_active):
-            self._hist[j].append(self.shadow.obs[j])
         if self._pool is not None:
             self._pool.broadcast(("step", actions))
 
@@ -125,7 +120,7 @@ class RolloutValueReward:
         if self._pool is not None:
             results = self._pool.evaluate(j, chunks, seeds, steps_left, self.options)
         else:
-            results = [lookahead(self.shadow.envs[j], self.policy, list(self._hist[j]), c, steps_left=steps_left,
+            results = [lookahead(self.shadow.envs[j], self.policy, list(self.shadow.history[j]), c, steps_left=steps_left,
                                  seed=s, **self.options) for c, s in zip(chunks, seeds)]
         out = np.array([r for r, _, _ in results])
         self.sim_steps += sum(n for _, n, _ in results)
@@ -261,30 +256,24 @@ def _worker(conn, policy_dir, env_id, n_envs, env_kwargs, stop_on_success) -> No
 
     try:
         policy = load(policy_dir).eval()
-        shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success)
+        shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success,
+                            history=policy.config.n_obs_steps)
     except Exception as err:  # noqa: BLE001 - reported to the parent, which raises
         conn.send(err)
         return
     conn.send("ready")
-    hist = [deque(maxlen=policy.config.n_obs_steps) for _ in range(n_envs)]
     while True:
         msg = conn.recv()
         if msg[0] == "close":
             break
         try:
             if msg[0] == "reset":
-                _, j, seed = msg
-                shadow.reset_slot(j, seed)
-                hist[j].clear()
-                hist[j].extend([shadow.obs[j]] * hist[j].maxlen)
+                shadow.reset_slot(msg[1], msg[2])
             elif msg[0] == "step":
-                was_active = shadow.active.copy()
                 shadow.step(msg[1])
-                for j in np.flatnonzero(was_active):
-                    hist[j].append(shadow.obs[j])
             else:
                 _, j, chunks, seeds, steps_left, options = msg
-                conn.send([lookahead(shadow.envs[j], policy, list(hist[j]), c, steps_left=steps_left, seed=s,
+                conn.send([lookahead(shadow.envs[j], policy, list(shadow.history[j]), c, steps_left=steps_left, seed=s,
                                      **options) for c, s in zip(chunks, seeds)])
         except Exception as err:  # noqa: BLE001 - reported to the parent, which raises
             conn.send(err)

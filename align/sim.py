@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -100,10 +101,12 @@ class ShadowEnvs:
         env_kwargs: options passed to ``make_env`` (as given to ``evaluate``; no rendering needed).
         stop_on_success: as given to ``evaluate``.
         atol: tolerance of the observation check.
+        history: how many of each slot's latest observations ``history[j]`` keeps (oldest first; at an
+            episode start the first one repeated, as a policy pads its observation window).
     """
 
     def __init__(self, env_id: str, n_envs: int, env_kwargs: dict[str, Any] | None = None,
-                 stop_on_success: bool = True, atol: float = 1e-4) -> None:
+                 stop_on_success: bool = True, atol: float = 1e-4, history: int = 1) -> None:
         from ttfkit.envs import make_env
 
         if n_envs < 1:
@@ -115,17 +118,18 @@ class ShadowEnvs:
         self.seeds: list[int | None] = [None] * n_envs
         self.steps = np.zeros(n_envs, dtype=np.int64)  # steps taken in the current episode
         self.active = np.zeros(n_envs, dtype=bool)
-        self.obs: list[dict[str, np.ndarray] | None] = [None] * n_envs
+        self.history = [deque(maxlen=history) for _ in range(n_envs)]
 
     def reset_slot(self, j: int, seed: int) -> None:
         """Slot ``j`` starts an episode reset with ``seed``."""
-        self.obs[j], _ = self.envs[j].reset(seed=seed)
+        obs, _ = self.envs[j].reset(seed=seed)
+        self.history[j].extend([obs] * self.history[j].maxlen)
         self.seeds[j], self.steps[j], self.active[j] = seed, 0, True
 
     def check(self, obs: dict[str, np.ndarray]) -> None:
         """Compare the active shadows' observations with the evaluator's batch ``obs`` (slot order)."""
         for j in np.flatnonzero(self.active):
-            for key, val in self.obs[j].items():
+            for key, val in self.history[j][-1].items():
                 if key in obs and not np.allclose(np.asarray(obs[key])[j], val, atol=self.atol):
                     self.mismatches += 1
                     logger.warning("shadow env %d (seed %s) diverged from the evaluator on %r at step %d",
@@ -136,7 +140,8 @@ class ShadowEnvs:
         """Apply the actions the evaluator is about to execute (B, Da) to the active slots."""
         actions = np.asarray(actions, dtype=np.float32)
         for j in np.flatnonzero(self.active):
-            self.obs[j], _, terminated, _, info = self.envs[j].unwrapped.step(actions[j])
+            obs, _, terminated, _, info = self.envs[j].unwrapped.step(actions[j])
+            self.history[j].append(obs)
             self.steps[j] += 1
             success = bool(info.get("is_success", False)) and self.stop_on_success
             if terminated or success or (self.limit is not None and self.steps[j] >= self.limit):

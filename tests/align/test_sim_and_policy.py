@@ -114,7 +114,7 @@ def test_collect_critic_data_labels_every_planned_chunk(tiny_policy):
     assert data["chunk"].shape == (2, 8, 4)  # 8 steps / 4 executed per chunk
     assert data["cond"].shape == (2, tiny_policy.encoder.out_dim)
     assert data["success"].tolist() == [0.0, 0.0]
-    assert "predict_action_chunk" not in vars(tiny_policy)  # routing undone
+    assert "plan_chunks" not in vars(tiny_policy)  # routing undone
 
 
 def test_ttf_align_cli(tmp_path, tiny_policy, capsys):
