@@ -64,6 +64,9 @@ class GapConfig:
             per-episode results do not depend on it. workers: evaluation processes (None: one per core).
         device: torch device of training and of the evaluated policy ("auto": CUDA when present);
             the envs always run on the CPU cores. amp: bf16 autocast in training.
+        env_kwargs: ``make_env`` options of the evaluation env (``ttfkit.envs.from_store.env_for_store``
+            fills them from ``dataset`` when ``ttf gap`` is given no --env).
+        obs_keys: observation keys the policies read (empty: the trainer's default).
     """
 
     env: str
@@ -96,8 +99,14 @@ class GapConfig:
     critic_episodes: int = 100
     align_episodes: int | None = None
     align_val_pick: bool = True
+    env_kwargs: dict = field(default_factory=dict)
+    obs_keys: tuple[str, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
+        if self.env_kwargs and self.align:
+            raise ValueError(f"GapConfig: align does not pass env_kwargs {self.env_kwargs} to its rollouts yet; "
+                             "give an env id that needs none")
         object.__setattr__(self, "optims", tuple(self.optims))
         object.__setattr__(self, "lrs", tuple(float(x) for x in self.lrs))
         for name in ("demos", "seeds", "steps", "ckpt_every", "batch", "eval_episodes"):
@@ -171,6 +180,8 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
 
         lrs = tune_lrs(cfg, dataset)  # {optimizer: (picked lr,)}
     runs = [(opt, lr, seed) for opt in cfg.optims for lr in lrs[opt] for seed in range(cfg.seeds)]
+    if executor is not None and cfg.env_kwargs:
+        raise ValueError(f"the {type(executor).__name__} does not pass env_kwargs {cfg.env_kwargs}; use the local one")
     if executor is not None:  # the loop below then finds every run trained and every checkpoint evaluated
         executor.run(cfg, dataset, [(o, lr, s, out / "runs" / f"{o}_lr{lr:g}_seed{s}") for o, lr, s in runs])
     for i, (opt, lr, seed) in enumerate(runs):
@@ -234,7 +245,7 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str, first_seed: int | No
         policy = load(ckpt, device=resolve_device(cfg.device))  # EMA weights when the checkpoint has them
         bar = tqdm(total=want, initial=have, desc=desc, unit="ep", leave=False)
         extra = evaluate(policy, cfg.env, want - have, seed=first + have, n_envs=cfg.n_envs,
-                         workers=cfg.workers,
+                         workers=cfg.workers, env_kwargs=dict(cfg.env_kwargs),
                          max_steps=cached.max_steps if cached is not None else cfg.eval_max_steps,
                          on_episode=lambda n, ok: bar.update(1))
         bar.close()
@@ -273,7 +284,8 @@ def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float,
     tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
                      steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
                      policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options),
-                     optim_options=dict(cfg.optim_options), device=cfg.device, amp=cfg.amp)
+                     optim_options=dict(cfg.optim_options), device=cfg.device, amp=cfg.amp,
+                     **({"obs_keys": cfg.obs_keys} if cfg.obs_keys else {}))
     saved = run_dir / "train_config.json"
     if saved.exists():  # `out` may differ: a moved or copied run is still the same run
         differ = config_diff(saved, tc, ignore=("out", "device"))  # where it trains is not what it is
@@ -302,7 +314,10 @@ def _train_losses(path: Path) -> dict[int, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named study; flags given as well override it")
     parser.add_argument("--env", action="append", help="env id (repeatable for several tasks)")
-    parser.add_argument("--dataset", help="zarr dataset (default: collect --demos scripted episodes)")
+    parser.add_argument("--dataset", help="zarr dataset (default: collect --demos scripted episodes); without "
+                                          "--env, evaluation runs in the env the store names (robomimic env_args "
+                                          "or ttf collect's env_id)")
+    parser.add_argument("--obs-keys", nargs="+", help="observation keys the policies read (default: the trainer's)")
     parser.add_argument("--demos", type=int)
     parser.add_argument("--demo-noise", type=float)
     parser.add_argument("--optims", help="comma-separated optimizer names, e.g. adamw,dopr-adamw")
@@ -353,16 +368,31 @@ def _configs(args: argparse.Namespace) -> list[GapConfig]:
         lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None,
         tune_episodes=args.tune_episodes, tune_seed=args.tune_seed,
         optim_lrs={k: tuple(float(x) for x in str(v).split(",")) for k, v in args.optim_lr} if args.optim_lr else None,
-        optim_options=dict(args.optim_option) if args.optim_option else None).items()
+        optim_options=dict(args.optim_option) if args.optim_option else None,
+        obs_keys=tuple(args.obs_keys) if args.obs_keys else None).items()
         if v is not None}
     if args.env:
         bases = [{**(bases[0] if len(bases) == 1 else {}), "env": env} for env in args.env]
+    elif args.dataset and len(bases) == 1 and "env" not in bases[0]:
+        bases = [{**bases[0], **_env_from_dataset(args.dataset, overrides.get("obs_keys", ()))}]
     if any("env" not in b for b in bases):
-        raise SystemExit("ttf gap: give --env or --preset")
+        raise SystemExit("ttf gap: give --env, --preset or a --dataset that names its env")
     many = len(bases) > 1
     return [GapConfig(**{**{k: v for k, v in b.items() if k != "name"}, **overrides,
                          "out": str(Path(args.out) / b.get("name", b["env"].split("/")[-1])) if many else args.out})
             for b in bases]
+
+
+def _env_from_dataset(dataset: str, obs_keys: tuple[str, ...]) -> dict:
+    """{"env", "env_kwargs"} of the env the store names (``ttfkit.envs.from_store``), printed. The env is
+    built once here, so a store/env observation-key mismatch fails before any training."""
+    from ttfkit.envs import make_env
+    from ttfkit.envs.from_store import env_for_store
+
+    env, kwargs = env_for_store(dataset, obs_keys)  # ValueError naming the store: the CLI's error path
+    make_env(env, **kwargs).close()
+    print(f"env {env} from {dataset}: {kwargs}", flush=True)
+    return {"env": env, "env_kwargs": kwargs}
 
 
 def main(args: argparse.Namespace) -> int:

@@ -151,3 +151,57 @@ def test_ttf_eval_builds_the_env_from_the_training_store(tmp_path, capsys):
     # the expert needs no checkpoint: --dataset names the env
     assert ttf(["eval", "--policy", "expert", "--dataset", str(store), "--episodes", "1", "--n-envs", "1"]) == 0
     assert "success 1/1" in capsys.readouterr().out
+
+
+def test_ttf_gap_on_an_imported_store_needs_no_env(tmp_path):
+    """`ttf gap --dataset` on a robomimic store trains on the store and evaluates every checkpoint in the
+    env its env_args describe (mapped controller, the store's observation keys)."""
+    store = tmp_path / "lift.zarr"
+    import_robomimic(_write_file(tmp_path / "lift.hdf5"), store)
+    out = tmp_path / "gap"
+    argv = ["gap", "--dataset", str(store), "--obs-keys", "robot0_eef_pos", "object", "--optims", "adamw",
+            "--seeds", "1", "--steps", "2", "--ckpt-every", "2", "--batch", "8", "--eval-episodes", "1",
+            "--eval-max-steps", "3", "--n-envs", "1", "--workers", "0", "--out", str(out)]
+    assert ttf(argv) == 0
+    ckpt = out / "runs" / "adamw_lr0.001_seed0" / "checkpoints" / "step_000002"
+    data = json.loads((ckpt / "eval.json").read_text())
+    assert data["env_id"] == "ttfkit/robomimic-lift-v0" and data["lengths"] == [3]
+    kwargs = json.loads(data["env_spec"])["kwargs"]
+    assert kwargs["controller"]["input_ref_frame"] == "world" and kwargs["obs_keys"] == ["robot0_eef_pos", "object"]
+    saved = json.loads((out / "gap_config.json").read_text())
+    assert saved["env"] == "ttfkit/robomimic-lift-v0" and saved["env_kwargs"]["obs_keys"] == ["robot0_eef_pos",
+                                                                                              "object"]
+    train_cfg = json.loads((ckpt.parent.parent / "train_config.json").read_text())
+    assert train_cfg["obs_keys"] == ["robot0_eef_pos", "object"] and train_cfg["dataset"] == str(store)
+
+
+def test_ttf_gap_on_a_store_without_an_env_fails_before_training(tmp_path, capsys):
+    plain = tmp_path / "plain.zarr"
+    with ReplayBuffer.build(plain) as buf:
+        buf.add_episode({"agent_pos": np.zeros((3, 2), np.float32), "action": np.zeros((3, 7), np.float32)})
+    out = tmp_path / "gap"
+    assert ttf(["gap", "--dataset", str(plain), "--out", str(out)]) == 2
+    assert "plain.zarr: the store names no env" in capsys.readouterr().err
+    store = tmp_path / "bad.zarr"  # a key robosuite 1.5 cannot produce: an error before any run is trained
+    import_robomimic(_write_file(tmp_path / "bad.hdf5", obs={**OBS, "robot0_eef_vel_lin": 3}), store)
+    assert ttf(["gap", "--dataset", str(store), "--obs-keys", "robot0_eef_vel_lin", "--out", str(out)]) == 2
+    assert "robot0_eef_vel_lin" in capsys.readouterr().err and not (out / "runs").exists()
+
+
+def test_env_for_a_collected_store(tmp_path):
+    """A `ttf collect` store names its env id; keys it cannot have are errors naming the store."""
+    from ttfkit.envs import collect
+    from ttfkit.envs.from_store import env_for_store
+
+    store = tmp_path / "lift_demos.zarr"
+    collect("ttfkit/robomimic-lift-v0", 1, store, max_steps=5, keep="all")
+    assert env_for_store(store, ["agent_pos", "environment_state"]) == ("ttfkit/robomimic-lift-v0", {})
+    with pytest.raises(ValueError, match=r"lift_demos\.zarr: the policy reads 'pixels' but the store was collected "
+                                         r"without --pixels"):
+        env_for_store(store, ["pixels"])
+    with pytest.raises(ValueError, match=r"lift_demos\.zarr: observation keys \['object'\] are not produced"):
+        env_for_store(store, ["agent_pos", "object"])
+    # an imported store goes through env_args, exactly as env_from_store
+    imported = tmp_path / "lift.zarr"
+    import_robomimic(_write_file(tmp_path / "lift.hdf5"), imported)
+    assert env_for_store(imported, list(OBS)) == env_from_store(imported, list(OBS))
