@@ -1,7 +1,12 @@
 """`ttf <subcommand>`: parsing only; each subcommand lives in its own module of ``ttfkit.scripts``.
 
-A subcommand module defines ``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported
-only when their subcommand runs, so ``ttf --help`` stays fast and torch/MuJoCo load on demand.
+A subcommand module defines ``add_arguments(parser)`` and ``main(args) -> int``; nested commands
+(``ttf data info``, ``ttf export lerobot``) are argparse subparsers of their command's parser, so every
+level dispatches the same way. Modules are imported only when their subcommand runs, so ``ttf --help``
+stays fast and torch/MuJoCo load on demand. Help shows every option's default
+(``ttfkit.scripts.options``); a module whose parser has ``--config`` takes option values from a YAML or
+JSON file (``ttfkit.scripts.config_file``; ``module.config_keys()`` lists the keys it accepts beyond its
+options, ``module.implied_config(argv)`` names a file its own options imply).
 
 Errors take one path for every subcommand: ``ttf CMD: error: <what, which file or key>`` on stderr
 and exit status 2, like argparse's own usage errors; ``--debug`` (accepted by every subcommand)
@@ -15,6 +20,9 @@ import argparse
 import importlib
 import importlib.util
 import sys
+
+from ttfkit.scripts.config_file import apply_config, load_config
+from ttfkit.scripts.options import HelpFormatter, check_required
 
 __all__ = ["main", "SUBCOMMANDS"]
 
@@ -45,38 +53,58 @@ def _available() -> dict[str, tuple[str, str]]:
     }
 
 
-def _top_parser(available: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
-    lines = "\n".join(f"  {name:<10} {text}" for name, (_, text) in available.items())
-    return argparse.ArgumentParser(
-        prog="ttf",
-        description="ttfkit command line",
+def _parsers(available: dict[str, tuple[str, str]], name: str, module) -> tuple[argparse.ArgumentParser,
+                                                                              argparse.ArgumentParser]:
+    """(``ttf``'s parser, the parser of subcommand ``name``): argparse subparsers, one per subcommand;
+    only ``name``'s options are built (its module imported), so other subcommands cost nothing."""
+    lines = "\n".join(f"  {cmd:<10} {text}" for cmd, (_, text) in available.items())
+    top = argparse.ArgumentParser(
+        prog="ttf", description="ttfkit command line", formatter_class=HelpFormatter,
         epilog=f"subcommands:\n{lines}\n\nRun `ttf <subcommand> --help` for its options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="ttf <subcommand> [options]",
-    )
+        usage="ttf <subcommand> [options]")
+    sub = top.add_subparsers(dest="command", metavar="<subcommand>", required=True)
+    leaf = None
+    for cmd, (_, text) in available.items():
+        if cmd == name:
+            leaf = sub.add_parser(cmd, help=text, prog=f"ttf {cmd}", description=module.__doc__,
+                                  formatter_class=HelpFormatter)
+            module.add_arguments(leaf)
+            leaf.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+        else:
+            sub.add_parser(cmd, help=text, prog=f"ttf {cmd}", add_help=False)
+    return top, leaf
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     available = _available()
     if not argv or argv[0] not in available:
-        parser = _top_parser(available)
+        parser = _parsers(available, "", None)[0]
         if argv and argv[0] not in ("-h", "--help"):
             parser.error(f"unknown subcommand {argv[0]!r}; choose from {', '.join(available)}")
         parser.print_help()
         return 0 if argv else 2
     name = argv[0]
     module = importlib.import_module(f"ttfkit.scripts.{available[name][0]}")
-    parser = argparse.ArgumentParser(prog=f"ttf {name}", description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    top, parser = _parsers(available, name, module)
     debug = "--debug" in argv[1:]  # taken anywhere, also after a nested command (`ttf data info`)
-    args = parser.parse_args([a for a in argv[1:] if a != "--debug"])
+    rest = [a for a in argv[1:] if a != "--debug"]
+    config = _config_file(module, parser, rest)
+    if config is not None:
+        try:
+            apply_config(parser, load_config(config), config, extra_keys=getattr(module, "config_keys", tuple)())
+        except ValueError as err:  # a bad file: the one error line, like the runtime errors below
+            print(f"{parser.prog}: error: {err}", file=sys.stderr)
+            return 2
+    args = top.parse_args([name, *rest])
+    leaf = _leaf(top, args)
+    check_required(leaf, args)
     for dest in _COUNTS:
         value = getattr(args, dest, None)
         if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
-            parser.error(f"--{dest.replace('_', '-')} must be >= 1, got {value}")
+            flag = next((a.option_strings[0] for a in leaf._actions if a.dest == dest and a.option_strings),
+                        f"--{dest.replace('_', '-')}")
+            leaf.error(f"{flag} must be >= 1, got {value}")
     try:
         return int(module.main(args) or 0)
     except Exception as err:  # noqa: BLE001 - the one error path of every subcommand
@@ -84,6 +112,30 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{parser.prog}: error: {_describe(err)}", file=sys.stderr)
         return 2
+
+
+def _config_file(module, parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The ``--config FILE`` of a subcommand that takes one, or the file its own options imply
+    (``module.implied_config(argv)``: ``ttf train --resume RUN_DIR`` reads RUN_DIR/train_config.json)."""
+    if not any(a.dest == "config" for a in parser._actions):
+        return None
+    pre = argparse.ArgumentParser(add_help=False, prog=parser.prog)
+    pre.add_argument("--config")
+    given = pre.parse_known_args(argv)[0].config
+    implied = getattr(module, "implied_config", lambda _: None)(argv)
+    if given is not None and implied is not None:
+        parser.error(f"give --config or what implies {implied}, not both")
+    return given if given is not None else implied
+
+
+def _leaf(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (possibly nested) subcommand that ``args`` came from."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _leaf(action.choices[chosen], args)
+    return parser
 
 
 def _describe(err: Exception) -> str:

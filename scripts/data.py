@@ -18,6 +18,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ttfkit.scripts.options import HelpFormatter
+
 __all__ = ["COMMANDS", "add_arguments", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="<command>", required=True)
     for name, (target, text) in COMMANDS.items():
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         p.set_defaults(data_command=name)
         try:
             command = _resolve(target)

@@ -2,9 +2,10 @@
 
 Example::
 
-    ttf train --dataset data/pick_place.zarr --policy flow --backbone mlp --optim adamw \\
+    ttf train --dataset data/pick_place.zarr --policy-type flow --backbone mlp --optim adamw \\
         --steps 3000 --batch 256 --lr 3e-4 --ckpt-every 1000 --out runs/pp_flow
-    ttf train ... --out runs/pp_flow --resume          # continue from the newest checkpoint
+    ttf train --resume runs/pp_flow                    # continue from the newest checkpoint
+    ttf train --config runs/pp_flow/train_config.json --seed 1 --out runs/pp_flow_s1   # same run, seed 1
     torchrun --nproc_per_node 2 -m ttfkit.scripts.cli train ...   # DDP (gloo on CPU, nccl on GPU)
 
 Writes RUN_DIR/train_config.json, RUN_DIR/metrics.csv and RUN_DIR/checkpoints/step_XXXXXX/
@@ -14,24 +15,14 @@ Writes RUN_DIR/train_config.json, RUN_DIR/metrics.csv and RUN_DIR/checkpoints/st
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 
+from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument
+from ttfkit.scripts.options import KeyValueAction, deprecated_alias, key_value  # noqa: F401 (key_value: old import path)
 
 __all__ = ["add_arguments", "main"]
-
-
-def key_value(text: str) -> tuple[str, object]:
-    """key=value with a JSON value (strings may be bare): hidden_dim=256, down_dims=[256,512,1024]."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,18 +31,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig(dataset="", out="")
     parser.add_argument("--dataset", required=True, help="zarr store (ReplayBuffer layout)")
     parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--policy", default=d.policy, choices=["flow", "diffusion"])
+    add_config_argument(parser)
+    policy = parser.add_argument("--policy-type", dest="policy", default=d.policy, choices=["flow", "diffusion"],
+                                 help="policy to build")
+    deprecated_alias(parser, "--policy", policy)
     parser.add_argument("--backbone", default=d.backbone, choices=["unet", "mlp", "transformer"])
     parser.add_argument("--optim", default=d.optim, help="adamw | muon | dopr-adamw | dopr-muon")
     parser.add_argument("--steps", type=int, default=d.steps)
     parser.add_argument("--batch", type=int, default=d.batch, help="global batch size")
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--warmup", type=int, default=d.warmup_steps, help="linear warmup steps")
+    parser.add_argument("--warmup", dest="warmup_steps", metavar="STEPS", type=int, default=d.warmup_steps, help="linear warmup steps")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max grad norm (0: off)")
     parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     parser.add_argument("--log-every", type=int, default=d.log_every)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help="seed of initialisation, data order, loss noise and the validation split")
     parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
     parser.add_argument("--val-max-samples", type=int, default=d.val_max_samples)
     parser.add_argument("--horizon", type=int, default=d.horizon)
@@ -59,27 +54,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-action-steps", type=int, default=d.n_action_steps)
     parser.add_argument("--obs-keys", nargs="+", default=list(d.obs_keys))
     parser.add_argument("--normalizer-mode", default=d.normalizer_mode, choices=["minmax", "meanstd"])
-    parser.add_argument("--no-ema", action="store_true", help="do not keep an EMA of the weights")
-    parser.add_argument("--policy-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--no-ema", dest="ema", action="store_false", help="do not keep an EMA of the weights")
+    parser.add_argument("--policy-option", dest="policy_options", action=KeyValueAction, metavar="KEY=VALUE",
                         help="policy config field, e.g. num_steps=5, sampler=midpoint, prediction_type=sample")
-    parser.add_argument("--backbone-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--backbone-option", dest="backbone_options", action=KeyValueAction, metavar="KEY=VALUE",
                         help="backbone config field, e.g. hidden_dim=512 or down_dims=[256,512,1024]")
-    parser.add_argument("--optim-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--optim-option", dest="optim_options", action=KeyValueAction, metavar="KEY=VALUE",
                         help="optimizer config field, e.g. damping=1e-3 or inverse_every=10 (dopr-*)")
-    parser.add_argument("--num-workers", type=int, default=d.num_workers)
+    parser.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     parser.add_argument("--stream", action="store_true",
                         help="read windows from zarr chunks through a bounded cache (stores larger than memory)")
     parser.add_argument("--cache-mb", type=float, default=d.cache_mb,
-                        help=f"chunk-cache budget in MiB with --stream, shared by the workers (default {d.cache_mb:g})")
+                        help="chunk-cache budget in MiB with --stream, shared by the workers")
     add_device_argument(parser, what="training")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast of forward and loss (GPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per process (1 is fastest on a busy machine)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                        help="continue from the newest checkpoint: of RUN_DIR with its saved train_config.json "
+                             "(no other flag needed), or of --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def config_keys() -> set[str]:
+    """Keys a --config file may hold beyond the options: every TrainConfig field (train_config.json)."""
+    import dataclasses
+
+    from ttfkit.policies.trainer import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def implied_config(argv: list[str]) -> str | None:
+    """``--resume RUN_DIR``: RUN_DIR/train_config.json supplies every option (and --out is RUN_DIR)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--resume", nargs="?", const=True, default=False)
+    resume = pre.parse_known_args(argv)[0].resume
+    return None if isinstance(resume, bool) else os.path.join(resume, "train_config.json")
+
+
 def main(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import torch
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -89,17 +105,10 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    config = TrainConfig(
-        dataset=args.dataset, out=args.out, policy=args.policy, backbone=args.backbone, optim=args.optim,
-        steps=args.steps, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
-        warmup_steps=args.warmup, grad_clip=args.grad_clip, ckpt_every=args.ckpt_every,
-        log_every=args.log_every, seed=args.seed, val_fraction=args.val_fraction,
-        val_max_samples=args.val_max_samples, horizon=args.horizon, n_obs_steps=args.n_obs_steps,
-        n_action_steps=args.n_action_steps, obs_keys=tuple(args.obs_keys), normalizer_mode=args.normalizer_mode,
-        ema=not args.no_ema, policy_options=dict(args.policy_option), backbone_options=dict(args.backbone_option),
-        optim_options=dict(args.optim_option), num_workers=args.num_workers, device=args.device, amp=args.amp,
-        stream=args.stream, cache_mb=args.cache_mb,
-    )
+    if isinstance(args.resume, str):  # the run folder: its saved config (read as --config) and out
+        args.out = args.resume
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    config = TrainConfig(**{**values, "obs_keys": tuple(values["obs_keys"])})
     rank = int(os.environ.get("RANK", "0"))
     bar = None
 
@@ -117,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:  # errors reach the CLI's one error path (ttfkit.scripts.cli)
         with logging_redirect_tqdm():
-            ckpt = train(config, resume=args.resume, progress=progress)
+            ckpt = train(config, resume=bool(args.resume), progress=progress)
     finally:
         if bar is not None:
             bar.close()
