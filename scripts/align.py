@@ -11,7 +11,7 @@ Example:
 --checkpoint takes a flow-policy checkpoint or a `ttf distill` directory (then its Diamond Map is the
 posterior sampler of SMC/guidance; otherwise GLASS with --inner-steps). Rewards: rollout (simulator
 look-ahead: the candidate chunk, then the base policy with --rollout-flow-steps for --horizon steps;
---workers processes), critic (a chunk critic fitted by `ttf critic`; deployable), sim (look-ahead over
+--lookahead-workers processes), critic (a chunk critic fitted by `ttf critic`; deployable), sim (look-ahead over
 the chunk's executed steps only), or any registered analytic reward with --reward-option KEY=JSON.
 Episodes use the evaluator's seeds (--episode-seed + i). Prints success (Wilson 95% CI), NFE and
 simulator steps per chunk and wall time per episode; --out writes JSON.
@@ -26,25 +26,29 @@ import os
 import sys
 import time
 
+from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
+from ttfkit.scripts.options import deprecated_alias
 
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", "--policy", dest="policy", required=True,
-                        help="flow-policy checkpoint or `ttf distill` directory")
+    checkpoint = parser.add_argument("--checkpoint", metavar="PATH", required=True,
+                                     help="flow-policy checkpoint or `ttf distill` directory")
+    deprecated_alias(parser, "--policy", checkpoint)
     parser.add_argument("--env", required=True, help="env id, e.g. ttfkit/metaworld-pick-place-v3")
     parser.add_argument("--method", default="none", choices=["none", "best-of-n", "smc", "guidance"])
     parser.add_argument("--reward", default=None,
                         help="rollout | critic | sim | goal_distance | smoothness | keep_out | ...")
     parser.add_argument("--reward-option", action="append", default=[], metavar="KEY=JSON",
                         help="keyword for the reward constructor (repeatable), e.g. success_bonus=5")
-    parser.add_argument("--particles", type=int, default=8, help="N candidates / particles (default 8)")
+    parser.add_argument("--particles", type=int, default=8, help="N candidates / particles")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--episode-seed", "--seed", dest="seed", type=int, default=100_000,
-                        help="first episode seed (evaluator protocol; default 100000)")
-    parser.add_argument("--n-envs", type=int, default=1, help="parallel envs of the evaluator (default 1)")
+    seed = parser.add_argument("--episode-seed", type=int, default=100_000,
+                               help="first episode seed (evaluator protocol)")
+    deprecated_alias(parser, "--seed", seed)
+    parser.add_argument("--n-envs", type=int, default=1, help="parallel envs of the evaluator")
     parser.add_argument("--max-steps", type=int, default=None, help="episode limit (suite default)")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps (default: the policy's)")
     parser.add_argument("--smc-steps", type=int, default=5)
@@ -56,11 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic-scale", type=float, default=1.0, help="inverse temperature of the critic reward")
     parser.add_argument("--horizon", type=int, default=120, help="rollout reward: look-ahead steps after the chunk")
     parser.add_argument("--rollout-flow-steps", type=int, default=2, help="rollout reward: continuation's flow steps")
-    parser.add_argument("--workers", type=int, default=0, help="rollout reward: look-ahead worker processes")
+    workers = parser.add_argument("--lookahead-workers", type=int, default=0,
+                                  help="rollout reward: look-ahead worker processes (0: in-process)")
+    deprecated_alias(parser, "--workers", workers)
     parser.add_argument("--torch-seed", type=int, default=0, help="seed of the samplers' generator")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_device_argument(parser, what="the policy and its samplers")
     parser.add_argument("--out", default=None, help="JSON file for the result")
+    add_config_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     try:
-        policy, posterior = _load_policy(args.policy, resolve_device(args.device))
+        policy, posterior = _load_policy(args.checkpoint, resolve_device(args.device))
         config = AlignConfig(method=args.method, particles=args.particles, steps=args.steps,
                              smc_steps=args.smc_steps, value_samples=args.value_samples,
                              inner_steps=args.inner_steps, guidance_scale=args.guidance_scale,
@@ -84,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         reward, shadow = build_reward(args.reward, policy, args.env, options, n_envs=args.n_envs,
                                       max_steps=args.max_steps, critic=args.critic, critic_scale=args.critic_scale,
                                       horizon=args.horizon, flow_steps=args.rollout_flow_steps,
-                                      workers=args.workers)
+                                      workers=args.lookahead_workers)
         aligned = AlignedPolicy(policy, reward, config, posterior=posterior, shadow=shadow,
                                 generator=torch.Generator().manual_seed(args.torch_seed), seed_base=args.torch_seed)
     except (KeyError, ValueError, FileNotFoundError) as err:
@@ -95,8 +102,8 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with tqdm(total=args.episodes, desc=f"align {args.method}/{args.reward}", unit="ep") as bar:
         try:
-            result = evaluate(aligned, args.env, args.episodes, seed=args.seed, n_envs=args.n_envs,
-                              max_steps=args.max_steps, policy_name=f"{args.policy} [{args.method}/{args.reward}]",
+            result = evaluate(aligned, args.env, args.episodes, seed=args.episode_seed, n_envs=args.n_envs,
+                              max_steps=args.max_steps, policy_name=f"{args.checkpoint} [{args.method}/{args.reward}]",
                               on_episode=lambda n, ok: bar.update(1))
         finally:
             if hasattr(reward, "close"):

@@ -1,7 +1,8 @@
 """``--config FILE``: option values of a ``ttf`` subcommand from a YAML or JSON mapping.
 
 A key is an option's name without the leading dashes, with ``_`` or ``-`` (``episode_seed`` or
-``episode-seed`` for ``--episode-seed``); a subcommand may accept more keys (``ttf train``: every
+``episode-seed`` for ``--episode-seed``), or the name the option stores its value under (``ema`` for
+``--no-ema``, ``warmup_steps`` for ``--warmup``); a subcommand may accept more keys (``ttf train``: every
 ``TrainConfig`` field, so a run's saved ``train_config.json`` is itself a valid config; ``ttf gap``:
 every ``GapConfig`` field, so ``gap_config.json`` is one too). File values are defaults: flags given
 on the command line override them, each flag only itself (a ``KEY=VALUE`` flag sets one key of the
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from ttfkit.scripts.options import ReplaceAppend, _DeprecatedAlias
 
 __all__ = ["add_config_argument", "load_config", "apply_config"]
 
@@ -52,9 +55,13 @@ def apply_config(parser: argparse.ArgumentParser, values: dict, path: str | Path
                  extra_keys=()) -> None:
     """Make ``values`` ``parser``'s defaults (checked; see the module docstring). ``extra_keys`` are
     accepted without an option (they reach the namespace as they are)."""
-    actions = {a.dest: a for a in parser._actions
-               if a.option_strings and type(a).__name__ != "_DeprecatedAlias"
-               and a.dest not in ("help", "config", "debug", "resume")}
+    options = [a for a in parser._actions if a.option_strings and not isinstance(a, _DeprecatedAlias)
+               and a.dest not in ("help", "config", "debug", "resume")]
+    actions = {a.dest: a for a in options}  # a key is an option's dest (TrainConfig's field names) ...
+    for a in options:  # ... or, for an option taking a value, its long name
+        for name in a.option_strings:
+            if name.startswith("--") and a.nargs != 0:
+                actions.setdefault(name[2:].replace("-", "_"), a)
     extra = set(extra_keys)
     defaults = {}
     for key, value in values.items():
@@ -67,7 +74,7 @@ def apply_config(parser: argparse.ArgumentParser, values: dict, path: str | Path
             value = _checked(action, value, path, key)
             if value is not None and action.required:
                 action.required = False  # the file gives it
-        defaults[dest] = value
+        defaults[action.dest if action is not None else dest] = value
     parser.set_defaults(**defaults)
 
 
@@ -85,7 +92,7 @@ def _checked(action: argparse.Action, value, path, key):
     if isinstance(value, dict) != isinstance(action.default, dict):
         raise bad("a mapping" if isinstance(action.default, dict) else "a single value or a list")
     many = action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction) \
-        or type(action).__name__ == "ReplaceAppend"
+        or isinstance(action, ReplaceAppend)
     if many and not isinstance(value, list):
         value = [value]
     if not many and isinstance(value, list) and action.type in (None, int, float, str):

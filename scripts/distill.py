@@ -1,7 +1,7 @@
 """Distil a Diamond Map (one-call GLASS posterior/transition sampler) from a flow-policy checkpoint.
 
 Example (the CPU recipe of docs/results/2026-11-30/diamond):
-    ttf distill --policy runs/pp_flow/checkpoints/step_002000 --dataset data/pick_place.zarr \\
+    ttf distill --checkpoint runs/pp_flow/checkpoints/step_002000 --dataset data/pick_place.zarr \\
         --out runs/pp_diamond --steps 3000 --batch 128 --lr 3e-4 --diag-fraction 0.25 \\
         --trajectory-fraction 0.75 --target-ratio 2 --threads 1
     ttf distill ... --out runs/pp_diamond --resume     # continue from the last evaluation
@@ -23,13 +23,17 @@ import io
 import logging
 import sys
 
+from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
+from ttfkit.scripts.options import deprecated_alias
 
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, help="flow-policy checkpoint directory (teacher)")
+    checkpoint = parser.add_argument("--checkpoint", metavar="PATH", required=True,
+                                     help="flow-policy checkpoint directory (teacher)")
+    deprecated_alias(parser, "--policy", checkpoint)
     parser.add_argument("--dataset", required=True, help="zarr store the policy was trained on")
     parser.add_argument("--out", required=True, help="output directory of the Diamond-Map checkpoint")
     parser.add_argument("--steps", type=int, default=2000, help="optimizer steps, cosine schedule (default 2000)")
@@ -50,10 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out episode share (as ttf train)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the episode split (as ttf train --seed)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/training_state.pt")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the distillation (network, data order, check)")
     add_device_argument(parser, what="distillation")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="print evaluations instead of a progress bar")
+    add_config_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -94,13 +99,13 @@ def main(args: argparse.Namespace) -> int:
     glass2 = check.baselines["glass2"]
     if not curve:
         curve.append({"step": 0, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()}})
-    print(f"distilling a Diamond Map ({sum(p.numel() for p in dmap.parameters()):,} params) from {args.policy} "
+    print(f"distilling a Diamond Map ({sum(p.numel() for p in dmap.parameters()):,} params) from {args.checkpoint} "
           f"on {len(train_set)} windows; held-out check on {args.check_pairs} pairs: "
           + "  ".join(f"t={t:g}: glass1 {check.baselines['glass1'][t]:.3f} glass2 {glass2[t]:.3f} "
                       f"floor {check.baselines['floor'][t]:.3f}" for t in check.ts), flush=True)
     loader = DataLoader(train_set, batch_size=args.batch, shuffle=True, drop_last=len(train_set) > args.batch,
                         generator=torch.Generator().manual_seed(args.seed + run.step))
-    meta = {"teacher": str(args.policy), "dataset": str(args.dataset), "steps": args.steps, "batch": args.batch,
+    meta = {"teacher": str(args.checkpoint), "dataset": str(args.dataset), "steps": args.steps, "batch": args.batch,
             "lr": args.lr, "seed": args.seed}
     from tqdm import tqdm
 
@@ -144,9 +149,9 @@ def _setup(args):
     from ttfkit.data import SequenceDataset
     from ttfkit.policies import FlowPolicy, load
 
-    policy = load(args.policy, device=args.device)
+    policy = load(args.checkpoint, device=args.device)
     if not isinstance(policy, FlowPolicy):
-        raise ValueError(f"{args.policy} is a {type(policy).__name__}; Diamond Maps need a flow policy")
+        raise ValueError(f"{args.checkpoint} is a {type(policy).__name__}; Diamond Maps need a flow policy")
     cfg = policy.config
     kw = dict(horizon=cfg.horizon, n_obs_steps=cfg.n_obs_steps, n_action_steps=cfg.n_action_steps,
               obs_keys=tuple(cfg.obs_shapes), action_key=cfg.action_key, val_fraction=args.val_fraction,

@@ -1,7 +1,7 @@
 """`ttf export <format>`: hand a ttfkit policy checkpoint to another stack.
 
-    ttf export lerobot --policy runs/flow/checkpoint --out exported/flow_lerobot
-    ttf export lerobot --policy CKPT --out DIR --align best-of-n --reward smoothness --particles 8
+    ttf export lerobot --checkpoint runs/flow/checkpoints/step_001000 --out exported/flow_lerobot
+    ttf export lerobot --checkpoint CKPT --out DIR --align best-of-n --reward smoothness --particles 8
 
 `lerobot` writes a LeRobot pretrained-policy directory (policy type "ttfkit": config.json,
 model.safetensors, policy_pre/postprocessor.json with ttfkit's normalisation stats) that LeRobot
@@ -15,13 +15,17 @@ import argparse
 import json
 import os
 
+from ttfkit.scripts.options import HelpFormatter, deprecated_alias
+
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="format", metavar="<format>", required=True)
-    p = sub.add_parser("lerobot", help="LeRobot pretrained policy directory (policy type 'ttfkit')")
-    p.add_argument("--policy", required=True, help="ttfkit checkpoint directory")
+    p = sub.add_parser("lerobot", help="LeRobot pretrained policy directory (policy type 'ttfkit')",
+                       formatter_class=HelpFormatter)
+    checkpoint = p.add_argument("--checkpoint", metavar="PATH", required=True, help="ttfkit checkpoint directory")
+    deprecated_alias(p, "--policy", checkpoint)
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--weights", choices=("auto", "model", "ema"), default="auto",
                    help="which weights to export (auto: EMA when the checkpoint has it)")
@@ -61,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
         from ttfkit.align.critic import load_critic
 
         critic = load_critic(args.critic)
-    out = export_ttfkit_policy(args.policy, args.out, weights=args.weights, align=align, critic=critic,
+    out = export_ttfkit_policy(args.checkpoint, args.out, weights=args.weights, align=align, critic=critic,
                                overwrite=args.overwrite)
     print(f"wrote {out} (LeRobot policy type 'ttfkit'; load with --policy.path={out})")
     return 0
