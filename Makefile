@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,robosuite,ray,imagecodecs]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,robosuite,ray,imagecodecs,tensorboard,wandb]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt robosuite==1.5.2  # see pyproject's robosuite extra
 	touch $(STAMP)
 

@@ -12,6 +12,8 @@ Run directory::
     RUN_DIR/metrics.csv                    step, train_loss, val_loss, lr, grad_norm, samples_per_s
     RUN_DIR/checkpoints/step_XXXXXX/       policy checkpoint (+ EMA) + trainer state (optimizer,
                                            scheduler, EMA count, metric accumulators)
+    RUN_DIR/tensorboard/train/, RUN_DIR/wandb/   with ``log`` (``ttfkit.policies.loggers``): each
+                                           metrics.csv row, val loss at checkpoints
 
 Faults: a non-finite loss or gradient norm stops the run with ``FloatingPointError`` naming the
 step (no checkpoint is written for it). One process trains a run directory at a time (a lock,
@@ -97,6 +99,8 @@ class TrainConfig:
             loading the used keys into memory (``SequenceDataset(in_memory=False)``; stores larger than memory).
         cache_mb: chunk-cache budget in MiB with ``stream`` (shared by the DataLoader workers).
         device: "cpu", "cuda" (each DDP rank uses cuda:LOCAL_RANK) or "auto".
+        log: experiment loggers fed every metrics row ("tensorboard", "wandb" in offline mode; see
+            ``ttfkit.policies.loggers``); not compared on resume (logging changes no result).
         amp: bf16 autocast of the forward pass and loss (weights, gradients and optimizer state stay
             float32); for GPUs with bf16 tensor cores.
     """
@@ -135,9 +139,16 @@ class TrainConfig:
     cache_mb: float = 256.0
     device: str = "cpu"
     amp: bool = False
+    log: tuple[str, ...] = ()
 
     def __post_init__(self):
+        from ttfkit.policies.loggers import check_logger_names
+
         object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
+        try:
+            object.__setattr__(self, "log", check_logger_names(self.log))
+        except ValueError as err:
+            raise ValueError(f"TrainConfig: {err}") from None
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -196,8 +207,11 @@ def train(config: TrainConfig, resume: bool = False,
     from ttfkit.policies.ema import EMA, EMAConfig
     from ttfkit.policies.registry import make_policy
 
+    from ttfkit.policies.loggers import ExperimentLog, open_loggers, train_metrics
+
     rank, world, device, owns_group = _init_distributed(config.device)
     run_lock = None
+    experiment = ExperimentLog([])
     try:
         if config.batch % world:
             raise ValueError(f"global batch {config.batch} must be divisible by the {world} DDP processes")
@@ -266,6 +280,8 @@ def train(config: TrainConfig, resume: bool = False,
             logger.info("resumed %s at step %d from %s", run, start, last.name)
         if rank == 0:
             _truncate_metrics(run / "metrics.csv", start)
+            experiment = open_loggers(config.log, run, kind="train", name=run.name, group=run.parent.name,
+                                      config=config.to_dict(), purge_from=start + 1)
 
         logger.info("training %s/%s (%d params) with %s on %s, world size %d, %d train windows, steps %d..%d",
                     config.policy, config.backbone, policy.num_params, config.optim, device, world,
@@ -321,6 +337,7 @@ def train(config: TrainConfig, resume: bool = False,
                        "grad_norm": acc["grad_norm"] / acc["count"],
                        "samples_per_s": (step - last_row_step) * config.batch / max(now - last_row_time, 1e-9)}
                 _append_metrics(run / "metrics.csv", row)
+                experiment.log(train_metrics(row, config.batch), step)
                 acc = {"loss": 0.0, "grad_norm": 0.0, "count": 0}
                 last_row_time, last_row_step = now, step
             if is_ckpt:
@@ -342,6 +359,7 @@ def train(config: TrainConfig, resume: bool = False,
                                 "val_loss": val_loss})
         return ckpt
     finally:
+        experiment.close()
         if run_lock is not None:
             run_lock.release()
         if owns_group:
@@ -524,11 +542,12 @@ def config_diff(path: Path, config: TrainConfig, ignore: tuple[str, ...] = ()) -
 
 
 def _check_same_config(path: Path, config: TrainConfig) -> None:
-    """Raise unless ``path`` holds ``config`` (``out`` aside: a run folder may have been moved)."""
+    """Raise unless ``path`` holds ``config`` (``out`` aside: a run folder may have been moved; ``log``
+    aside: logging changes no result)."""
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {path} is missing")
     try:
-        diff = config_diff(path, config, ignore=("out",))
+        diff = config_diff(path, config, ignore=("out", "log"))
     except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"--resume: {path}: unreadable saved config ({type(err).__name__}: {err})") from err
     if diff:
