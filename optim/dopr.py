@@ -41,6 +41,7 @@ _DAMPING_MODES = ("trace", "absolute")
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _MIN_TAU = 1e-12  # floor on tau so an all-zero Sigma (all-zero inputs, no bias) still factors
 _COLD_ITERS, _WARM_ITERS = 6, 2  # subspace iterations of a low-rank refresh: the first one, later ones
+_GRAM_BLOCK, _GRAM_MAX_BLOCKS = 192, 8  # column panels of the statistics' Z^T Z (see _add_gram)
 DEFAULT_RANK = 64  # DoPr's default: cheap AP on layers with more than 128 inputs (see DoPr's docstring)
 
 
@@ -317,35 +318,43 @@ class ActivationPreconditioner:
             return
         if torch.distributed.is_available() and torch.distributed.is_initialized() \
                 and torch.distributed.get_world_size(self.process_group) > 1:
-            flat = torch.cat([layer.acc.reshape(-1) for layer in layers])
+            flat = torch.cat([layer.sums for layer in layers])
             torch.distributed.all_reduce(flat, group=self.process_group)
             offset = 0
             for layer in layers:
-                size = layer.acc.numel()
-                layer.acc.copy_(flat[offset:offset + size].view_as(layer.acc))
+                size = layer.sums.numel()
+                layer.sums.copy_(flat[offset:offset + size])
                 offset += size
-        counts = torch.stack([layer.acc[-1, -1] for layer in layers]).tolist()  # one device sync
+        counts = torch.stack([layer.count for layer in layers]).tolist()  # one device sync
         for layer, n in zip(layers, counts):
             if n == 0:
                 continue
-            if self.ema is None:
-                layer.window = layer.acc.clone() if layer.window is None else layer.window.add_(layer.acc)
+            d = layer.d_in + 1
+            if layer.window is None:
+                layer.window = torch.zeros(d, d, dtype=torch.float32, device=layer.sums.device)
+                scale = 1.0 if self.ema is None else 1.0 / n
+            elif self.ema is None:
+                scale = 1.0
             else:
-                batch = layer.acc / n
-                layer.window = batch if layer.window is None else layer.window.mul_(self.ema).add_(batch, alpha=1 - self.ema)
+                layer.window.mul_(self.ema)
+                scale = (1 - self.ema) / n
+            layer.fold_into(layer.window, scale)
             layer.fresh = True
-            layer.acc.zero_()
+            layer.clear()
 
     def _refresh(self, name: str, layer: "_Layer") -> None:
         if not layer.fresh:
             return
-        full = layer.window / layer.window[-1, -1] if self.ema is None else layer.window
+        full = _symmetric(layer.window)
+        if self.ema is None:
+            full.div_(full[-1, -1].clone())
         sigma = full if layer.bias is not None else full[:-1, :-1]
         d = sigma.shape[0]
         layer.fresh = False
         if self.ema is None:
             layer.window = None
-        if not torch.isfinite(sigma).all():
+        # a non-finite entry of a sum of Z^T Z puts a non-finite value on its diagonal (Cauchy-Schwarz)
+        if not torch.isfinite(sigma.diagonal()).all():
             logger.warning("DoPr: non-finite input covariance in layer %r; using its raw gradient", name)
             layer.inverse, layer.lowrank, layer.tau = None, None, None
             return
@@ -384,20 +393,46 @@ class ActivationPreconditioner:
 
 
 class _Layer:
-    """One covered module: its parameters, running sums and cached inverse."""
+    """One covered module: its parameters, running sums and cached inverse.
+
+    The sums since the last fold live in one flat float32 buffer (one all-reduce under DDP): the Gram
+    matrix Z^T Z (d_in, d_in), of which only the upper block panels are accumulated (see
+    :func:`_add_gram`), the column sums Z^T 1 (d_in,) and the row count n. ``window`` keeps the
+    augmented (d_in + 1)^2 layout [[Z^T Z, Z^T 1], [1^T Z, n]]; its lower triangle is not read
+    (:func:`_symmetric`).
+    """
 
     def __init__(self, module: nn.Module):
         self.module = module
         self.weight = module.weight
         self.bias = module.bias if module.bias is not None and module.bias.requires_grad else None
-        d_in = self.weight[0].numel()
-        # (d_in + 1)^2 sums of the augmented rows [z, 1]: Z^T Z, Z^T 1 and n (at [-1, -1]).
-        self.acc = torch.zeros(d_in + 1, d_in + 1, dtype=torch.float32, device=self.weight.device)
-        self.window: torch.Tensor | None = None  # ema=None: summed acc since refresh; else EMA of Sigma
+        d_in = self.d_in = self.weight[0].numel()
+        self.sums = torch.zeros(d_in * d_in + d_in + 1, dtype=torch.float32, device=self.weight.device)
+        self.gram = self.sums[:d_in * d_in].view(d_in, d_in)  # upper block panels of Z^T Z
+        self.colsum = self.sums[d_in * d_in:-1]  # Z^T 1 (bias layers only)
+        self.count = self.sums[-1]  # n
+        self.window: torch.Tensor | None = None  # ema=None: summed sums since refresh; else EMA of Sigma
         self.fresh = False  # new statistics since the last refresh
         self.inverse: torch.Tensor | None = None  # (Sigma + tau I)^-1, (d, d): exact AP
         self.lowrank: LowRankInverse | None = None  # its rank-k-plus-isotropic form: cheap AP
         self.tau: float | None = None
+
+    @property
+    def acc(self) -> torch.Tensor:
+        """The sums since the last fold as one symmetric (d_in + 1)^2 matrix (a copy; n at [-1, -1])."""
+        out = torch.zeros(self.d_in + 1, self.d_in + 1, dtype=torch.float32, device=self.sums.device)
+        self.fold_into(out, 1.0)
+        return _symmetric(out)
+
+    def fold_into(self, window: torch.Tensor, scale: float) -> None:
+        """window (d_in + 1)^2 += scale * the augmented sums (upper triangle and the bias row/column)."""
+        window[:-1, :-1].add_(self.gram, alpha=scale)
+        window[-1, :-1].add_(self.colsum, alpha=scale)
+        window[:-1, -1].add_(self.colsum, alpha=scale)
+        window[-1, -1].add_(self.count, alpha=scale)
+
+    def clear(self) -> None:
+        self.sums.zero_()
 
     def empty(self) -> bool:
         return self.inverse is None and self.lowrank is None
@@ -407,11 +442,15 @@ class _Layer:
                 "lowrank": None if self.lowrank is None else self.lowrank.state(), "tau": self.tau}
 
     def load(self, state: dict) -> None:
-        if tuple(state["acc"].shape) != tuple(self.acc.shape):
+        d = self.d_in + 1
+        if tuple(state["acc"].shape) != (d, d):
             raise ValueError(f"preconditioner state has sums of shape {tuple(state['acc'].shape)}, "
-                             f"layer needs {tuple(self.acc.shape)}")
+                             f"layer needs {(d, d)}")
         device = self.weight.device
-        self.acc = state["acc"].to(device=device, dtype=torch.float32).clone()
+        acc = state["acc"].to(device=device, dtype=torch.float32)
+        self.gram.copy_(acc[:-1, :-1])
+        self.colsum.copy_(acc[-1, :-1])
+        self.count.copy_(acc[-1, -1])
         self.window = None if state["window"] is None else state["window"].to(device).clone()
         self.fresh = bool(state["fresh"])
         self.inverse = None if state["inverse"] is None else state["inverse"].to(device).clone()
@@ -488,18 +527,38 @@ def _rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _accumulate(layer: _Layer, x: torch.Tensor) -> None:
-    """Add this input's Z^T Z, Z^T 1 and n to the layer's sums (float32, autocast off)."""
+    """Add this input's Z^T Z (upper block panels), Z^T 1 and n to the layer's sums (float32, autocast off)."""
     with torch.autocast(device_type=x.device.type, enabled=False), torch.no_grad():
         if isinstance(layer.module, nn.Conv1d) and x.dim() == 2:
             x = x.unsqueeze(0)  # unbatched (C, L)
         z = _rows(layer.module, x.detach()).float()  # (n, d_in)
-        acc = layer.acc
-        acc[:-1, :-1].addmm_(z.T, z)
+        _add_gram(layer.gram, z)
         if layer.bias is not None:
-            s = z.sum(0)
-            acc[-1, :-1].add_(s)
-            acc[:-1, -1].add_(s)
-        acc[-1, -1].add_(z.shape[0])
+            layer.colsum.add_(z.sum(0))
+        layer.count.add_(z.shape[0])
+
+
+def _add_gram(gram: torch.Tensor, z: torch.Tensor) -> None:
+    """gram (d, d) += the upper block panels of z^T z, z (n, d): for column blocks i <= j, block (i, j).
+
+    Z^T Z is symmetric, so its blocks below the diagonal are not computed: with b blocks of about
+    ``_GRAM_BLOCK`` columns this costs (b + 1) / (2 b) of the full product. :func:`_symmetric` restores
+    the lower triangle when Sigma is needed (at refresh time).
+    """
+    d = z.shape[1]
+    blocks = min(_GRAM_MAX_BLOCKS, max(1, d // _GRAM_BLOCK))
+    if blocks == 1:
+        gram.addmm_(z.T, z)
+        return
+    edges = [min(d, round(i * d / blocks / 16) * 16) for i in range(blocks)] + [d]
+    for start, stop in zip(edges[:-1], edges[1:]):
+        gram[start:stop, start:].addmm_(z[:, start:stop].T, z[:, start:])
+
+
+def _symmetric(upper: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix whose upper triangle (diagonal included) is ``upper``'s. Pure."""
+    out = upper.triu()
+    return out.add_(out.triu(1).T)
 
 
 def _apply(layer: _Layer) -> None:
@@ -524,20 +583,40 @@ def _apply(layer: _Layer) -> None:
 
 def _apply_lowrank(layer: _Layer) -> None:
     """[dW, db] P with P = c I + U diag(coef) U^T (see :mod:`ttfkit.optim.lowrank`), in place, split
-    into the weight rows U_w and the bias row u_b of U as in :func:`_apply`."""
+    into the weight rows U_w and the bias row u_b of U as in :func:`_apply`:
+
+        K = (dW U_w + db u_b^T) diag(coef)   (out, k)
+        dW' = c dW + K U_w^T,  db' = c db + K u_b
+
+    Two matmuls of 2 out d_in k flops each; a float32 contiguous gradient is updated in place
+    (``addmm_``), with no (out, d_in) temporary.
+    """
     weight, bias, inverse = layer.weight, layer.bias, layer.lowrank
-    if weight.grad is None:
+    grad = weight.grad
+    if grad is None:
         return
     basis, coef, scale = inverse.basis, inverse.coef, inverse.scale
-    gw = weight.grad.reshape(weight.shape[0], -1).float()  # (out, d_in)
+    in_place = grad.dtype == torch.float32 and grad.is_contiguous()
+    gw = grad.view(weight.shape[0], -1) if in_place else grad.reshape(weight.shape[0], -1).float()  # (out, d_in)
     if bias is None:
-        projected = (gw @ basis) * coef  # (out, k)
-        weight.grad.copy_(torch.addmm(gw, projected, basis.T, beta=scale).view(weight.shape))
-        return
-    gb = bias.grad.float() if bias.grad is not None else torch.zeros(weight.shape[0], device=gw.device)  # (out,)
-    basis_w, basis_b = basis[:-1], basis[-1]
-    projected = torch.addr(gw @ basis_w, gb, basis_b) * coef  # (out, k)
-    _write(layer, torch.addmm(gw, projected, basis_w.T, beta=scale), torch.addmv(gb, projected, basis_b, beta=scale))
+        projected = (gw @ basis).mul_(coef)  # (out, k)
+        gw.addmm_(projected, basis.T, beta=scale)
+    else:
+        basis_w, basis_b = basis[:-1], basis[-1]
+        gb = bias.grad
+        projected = gw @ basis_w  # (out, k)
+        if gb is not None:
+            gb32 = gb.float()
+            projected.addr_(gb32, basis_b)
+        projected.mul_(coef)
+        gw.addmm_(projected, basis_w.T, beta=scale)
+        mb = projected @ basis_b if gb is None else torch.addmv(gb32, projected, basis_b, beta=scale)  # (out,)
+        if gb is None:
+            bias.grad = mb.to(bias.dtype)
+        else:
+            gb.copy_(mb)
+    if not in_place:
+        grad.copy_(gw.view(weight.shape))
 
 
 def _write(layer: _Layer, mw: torch.Tensor, mb: torch.Tensor) -> None:

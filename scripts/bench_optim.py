@@ -184,7 +184,7 @@ def flop_floor(backbone: str, batch_size: int, device: torch.device, rank: int |
     loss.backward()
     train = ap = 0.0
     for layer in opt.preconditioner.layers.values():
-        rows = layer.acc[-1, -1].item()  # rows the forward hook saw
+        rows = layer.count.item()  # rows the forward hook saw
         d_out, d_in = layer.weight.shape[0], layer.weight[0].numel()
         d = d_in + (layer.bias is not None)
         train += 6 * rows * d_in * d_out
@@ -210,7 +210,7 @@ def bench_accuracy(backbone: str, batch_size: int, device: torch.device, ranks=(
         _step_seconds(policy, opt, batch, device)
     ap = opt.preconditioner
     for layer in ap.layers.values():
-        layer.acc.zero_()
+        layer.clear()
     ap._recording = True
     for seed in range(window):
         opt.zero_grad()
