@@ -42,7 +42,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -64,19 +63,19 @@ DEFAULT_EVAL_SEED = 100_000
 DEFAULT_N_ENVS = 8  # slots when n_envs is not given (then capped at n_episodes); see the module docstring
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% for the default z); (0, 1) when n = 0."""
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (scipy's ``binomtest(...).proportion_ci(method=
+    "wilson")``, no continuity correction); (0, 1) when n = 0."""
+    from scipy.stats import binomtest
+
     if n < 0 or not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n, got {successes=} {n=}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence=}")
     if n == 0:
         return 0.0, 1.0
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 _PER_EPISODE = ("seeds", "successes", "returns", "lengths")  # EvalResult's per-episode tuples

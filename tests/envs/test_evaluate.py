@@ -61,16 +61,22 @@ def test_same_seeds_same_results_with_one_and_two_envs():
 
 
 def test_wilson_interval_matches_closed_form():
-    for k, n in [(0, 10), (7, 10), (50, 50), (13, 40)]:
-        z = norm.ppf(0.975)
-        p = k / n
-        centre = (k + z * z / 2) / (n + z * z)
-        half = z * np.sqrt(n) / (n + z * z) * np.sqrt(p * (1 - p) + z * z / (4 * n))
-        lo, hi = wilson_interval(k, n)
-        assert lo == pytest.approx(max(0, centre - half), abs=1e-12)
-        assert hi == pytest.approx(min(1, centre + half), abs=1e-12)
+    for level in (0.95, 0.9):
+        z = norm.ppf(0.5 + level / 2)
+        for n in (1, 2, 7, 10, 40, 50):
+            for k in range(n + 1):
+                p = k / n
+                centre = (k + z * z / 2) / (n + z * z)
+                half = z * np.sqrt(n) / (n + z * z) * np.sqrt(p * (1 - p) + z * z / (4 * n))
+                lo, hi = wilson_interval(k, n, confidence=level)
+                assert lo == pytest.approx(max(0, centre - half), abs=1e-12)
+                assert hi == pytest.approx(min(1, centre + half), abs=1e-12)
+                assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
     with pytest.raises(ValueError):
         wilson_interval(3, 2)
+    with pytest.raises(ValueError, match="confidence"):
+        wilson_interval(1, 2, confidence=1.0)
 
 
 def test_result_json_round_trip_and_bad_policy_output():
