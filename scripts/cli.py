@@ -24,10 +24,10 @@ import sys
 from ttfkit.scripts.config_file import apply_config, load_config
 from ttfkit.scripts.options import HelpFormatter, check_required
 
-__all__ = ["main", "SUBCOMMANDS"]
+__all__ = ["main", "parse", "SUBCOMMANDS"]
 
 # argparse dests that count something: a value <= 0 is an error for every subcommand that has them
-_COUNTS = ("threads", "n_envs", "episodes", "demos", "seeds", "steps", "batch", "batches")
+_COUNTS = ("threads", "n_envs", "episodes", "eval_episodes", "demos", "seeds", "steps", "batch", "batches")
 # exception types whose message already says what went wrong; others are shown with their type name
 _PLAIN = (ValueError, KeyError, OSError, FloatingPointError, RuntimeError, ImportError)
 
@@ -84,18 +84,34 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown subcommand {argv[0]!r}; choose from {', '.join(available)}")
         parser.print_help()
         return 0 if argv else 2
+    debug = "--debug" in argv[1:]  # taken anywhere, also after a nested command (`ttf data info`)
+    try:
+        module, parser, args = parse(argv)
+    except ValueError as err:  # a bad --config file: the one error line, like the runtime errors below
+        print(f"ttf {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(args) or 0)
+    except Exception as err:  # noqa: BLE001 - the one error path of every subcommand
+        if debug:
+            raise
+        print(f"{parser.prog}: error: {_describe(err)}", file=sys.stderr)
+        return 2
+
+
+def parse(argv: list[str]) -> tuple[object, argparse.ArgumentParser, argparse.Namespace]:
+    """(subcommand module, its parser, parsed options) for ``argv`` = [subcommand, options...]:
+    --config file values under the flags, deprecated spellings mapped (and warned about), required
+    options and counts checked. Usage errors exit through argparse (status 2); a bad --config file
+    raises ValueError naming the file and the key."""
+    available = _available()
     name = argv[0]
     module = importlib.import_module(f"ttfkit.scripts.{available[name][0]}")
     top, parser = _parsers(available, name, module)
-    debug = "--debug" in argv[1:]  # taken anywhere, also after a nested command (`ttf data info`)
     rest = [a for a in argv[1:] if a != "--debug"]
     config = _config_file(module, parser, rest)
     if config is not None:
-        try:
-            apply_config(parser, load_config(config), config, extra_keys=getattr(module, "config_keys", tuple)())
-        except ValueError as err:  # a bad file: the one error line, like the runtime errors below
-            print(f"{parser.prog}: error: {err}", file=sys.stderr)
-            return 2
+        apply_config(parser, load_config(config), config, extra_keys=getattr(module, "config_keys", tuple)())
     args = top.parse_args([name, *rest])
     leaf = _leaf(top, args)
     check_required(leaf, args)
@@ -105,13 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             flag = next((a.option_strings[0] for a in leaf._actions if a.dest == dest and a.option_strings),
                         f"--{dest.replace('_', '-')}")
             leaf.error(f"{flag} must be >= 1, got {value}")
-    try:
-        return int(module.main(args) or 0)
-    except Exception as err:  # noqa: BLE001 - the one error path of every subcommand
-        if debug:
-            raise
-        print(f"{parser.prog}: error: {_describe(err)}", file=sys.stderr)
-        return 2
+    return module, parser, args
 
 
 def _config_file(module, parser: argparse.ArgumentParser, argv: list[str]) -> str | None:

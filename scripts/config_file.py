@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ttfkit.scripts.options import ReplaceAppend, _DeprecatedAlias
+from ttfkit.scripts.options import KeyValueAction, ReplaceAppend, _DeprecatedAlias
 
 __all__ = ["add_config_argument", "load_config", "apply_config"]
 
@@ -89,8 +89,8 @@ def _checked(action: argparse.Action, value, path, key):
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if isinstance(value, dict) != isinstance(action.default, dict):
-        raise bad("a mapping" if isinstance(action.default, dict) else "a single value or a list")
+    if isinstance(value, dict) != isinstance(action, KeyValueAction):
+        raise bad("a mapping" if isinstance(action, KeyValueAction) else "a single value or a list")
     many = action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction) \
         or isinstance(action, ReplaceAppend)
     if many and not isinstance(value, list):

@@ -1,9 +1,11 @@
 """TTF-gap study: does lower validation loss mean a better robot?
 
     ttf gap --env ttfkit/metaworld-shelf-place-v3 --demos 10 --optims adamw,dopr-adamw --seeds 2 \\
-            --steps 3000 --ckpt-every 500 --eval-episodes 20 --out outputs/gap
+            --steps 3000 --ckpt-every 500 --episodes 20 --out outputs/gap
     ttf gap --preset demo --out outputs/demo        # what `make demo` runs (~15 min on 2 CPU cores)
     ttf gap --preset full --out outputs/full        # several tasks, 3 seeds, 50 episodes (GPU machine)
+    ttf gap --preset full --env ttfkit/metaworld-stick-pull-v3 --seeds 1 --out outputs/one   # one task of it
+    ttf gap --config outputs/gap/gap_config.json --episodes 50   # the same study, more episodes
 
 Stages, each resumable (rerunning skips what is done): (1) collect scripted demos with
 ``ttfkit.envs.collect`` unless ``--dataset`` is given; (2) train one run per (optimizer, lr, seed)
@@ -26,8 +28,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
-from ttfkit.scripts.train import key_value
+from ttfkit.scripts.options import KeyValueAction, ReplaceAppend, csv_of, deprecated_alias
 from ttfkit.scripts.gap_report import CheckpointRow, plot_gap, write_csv, write_report
 from ttfkit.scripts.gap_tune import STUDY_PRESETS
 
@@ -168,8 +171,11 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
     from ttfkit.policies.checkpoint import read_config
 
     out = Path(cfg.out)
+    _check_rerun(out / "gap_config.json", cfg)  # before anything is written: a refused rerun changes nothing
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gap_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    tmp = out / ".gap_config.json.tmp"
+    tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    tmp.replace(out / "gap_config.json")
     dataset = cfg.dataset or _collect_demos(cfg, out / "demos.zarr")
 
     rows: list[CheckpointRow] = []
@@ -217,6 +223,28 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
         plot_gap(rows, out / "gap.png", aligned=aligned)
         (out / "report.md").write_text(text)
     return text
+
+
+# GapConfig fields a rerun may change: they add runs or episodes, or say where and how the work runs.
+# Any other field differing from the saved gap_config.json would mix results of two studies in one folder.
+_RERUN_MAY_CHANGE = ("out", "optims", "lrs", "optim_lrs", "seeds", "eval_episodes", "n_envs", "workers", "device",
+                     "align", "reward", "particles", "critic_episodes", "align_episodes", "align_val_pick", "log")
+
+
+def _check_rerun(path: Path, cfg: GapConfig) -> None:
+    """Raise (naming the fields, saved and given) when ``path`` holds another study's config."""
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: unreadable ({err}); move it away to rerun the study here") from err
+    given = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    differ = {k: (saved[k], v) for k, v in given.items()
+              if k in saved and k not in _RERUN_MAY_CHANGE and saved[k] != v}
+    if differ:
+        raise ValueError(f"{path}: the study in {path.parent} was run with another config than this rerun's "
+                         f"(saved, given): {differ}; use a new --out")
 
 
 def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str, first_seed: int | None = None,
@@ -312,75 +340,111 @@ def _train_losses(path: Path) -> dict[int, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named study; flags given as well override it")
-    parser.add_argument("--env", action="append", help="env id (repeatable for several tasks)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="a named study; flags given as well (and --config values) override only themselves")
+    add_config_argument(parser)
+    parser.add_argument("--env", action=ReplaceAppend, help="env id (repeatable for several tasks)")
     parser.add_argument("--dataset", help="zarr dataset (default: collect --demos scripted episodes); without "
                                           "--env, evaluation runs in the env the store names (robomimic env_args "
                                           "or ttf collect's env_id)")
     parser.add_argument("--obs-keys", nargs="+", help="observation keys the policies read (default: the trainer's)")
-    parser.add_argument("--demos", type=int)
-    parser.add_argument("--demo-noise", type=float)
-    parser.add_argument("--optims", help="comma-separated optimizer names, e.g. adamw,dopr-adamw")
-    parser.add_argument("--lr", help="comma-separated learning-rate grid")
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--ckpt-every", type=int)
-    parser.add_argument("--batch", type=int)
-    parser.add_argument("--backbone", choices=["mlp", "unet", "transformer"])
-    parser.add_argument("--optim-option", type=key_value, action="append", metavar="KEY=VALUE",
-                        help="optimizer config field for every run, e.g. damping=1e-3 (repeatable)")
-    parser.add_argument("--optim-lr", type=key_value, action="append", metavar="OPT=LR,LR",
+    parser.add_argument("--demos", type=int, help="scripted demos to collect (default 10)")
+    parser.add_argument("--demo-noise", type=float, help="DART noise std while collecting (default 0)")
+    optims = parser.add_argument("--optims", type=csv_of(str), metavar="OPT[,OPT...]",
+                                 help="optimizers compared, e.g. adamw,dopr-adamw (default adamw,dopr-adamw)")
+    deprecated_alias(parser, "--optim", optims)
+    parser.add_argument("--lr", dest="lrs", type=csv_of(float), metavar="LR[,LR...]",
+                        help="learning-rate grid (default 1e-3)")
+    parser.add_argument("--seeds", type=int, help="training seeds 0..N-1 per optimizer and lr (default 1)")
+    parser.add_argument("--steps", type=int, help="training steps of every run (default 3000)")
+    parser.add_argument("--ckpt-every", type=int, help="checkpoint (and evaluate) every N steps (default 500)")
+    parser.add_argument("--batch", type=int, help="batch size (default 256)")
+    parser.add_argument("--backbone", choices=["mlp", "unet", "transformer"], help="policy backbone (default mlp)")
+    parser.add_argument("--optim-option", dest="optim_options", action=KeyValueAction, default=None,
+                        metavar="KEY=VALUE", help="optimizer config field for every run, e.g. damping=1e-3 (repeatable)")
+    parser.add_argument("--optim-lr", dest="optim_lrs", action=KeyValueAction, default=None, metavar="OPT=LR,LR",
+                        value_type=lambda v: csv_of(float)(str(v)),
                         help="lr grid of one optimizer, replacing --lr for it (repeatable)")
     parser.add_argument("--tune-episodes", type=int,
                         help="first pick each optimizer's lr on tuning runs and this many tuning episodes")
     parser.add_argument("--tune-seed", type=int, help="training seed of the tuning runs (default 1000)")
-    parser.add_argument("--eval-episodes", type=int)
-    parser.add_argument("--eval-max-steps", type=int)
-    parser.add_argument("--n-envs", type=int)
+    episodes = parser.add_argument("--episodes", dest="eval_episodes", type=int, metavar="N",
+                                   help="closed-loop evaluation episodes per checkpoint (default 20)")
+    deprecated_alias(parser, "--eval-episodes", episodes)
+    max_steps = parser.add_argument("--max-steps", dest="eval_max_steps", type=int, metavar="N",
+                                    help="evaluation episode limit (default: the suite's)")
+    deprecated_alias(parser, "--eval-max-steps", max_steps)
+    parser.add_argument("--n-envs", type=int, help="evaluation env slots (default: the evaluator's)")
     parser.add_argument("--workers", type=int, help="evaluation processes (default: one per core; 0: in-process)")
     add_device_argument(parser, what="training and the evaluated policy")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast in training (GPU)")
+    parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast in training (GPU)")
     parser.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="local: one job at a time here; ray: runs and evaluation shards as Ray tasks "
                              "(pip install 'ttfkit[ray]'; ttfkit.scripts.executors)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster HOST:PORT (default: a local instance)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy 2-core machine)")
-    parser.add_argument("--align", help="align each run's final (and val-loss-picked) checkpoint: comma-separated "
-                                        "methods among best-of-n, smc, guidance")
+    parser.add_argument("--align", type=csv_of(str), metavar="METHOD[,METHOD...]",
+                        help="align each run's final (and val-loss-picked) checkpoint: methods among best-of-n, "
+                             "smc, guidance")
     parser.add_argument("--reward", help="alignment reward: critic (fitted per checkpoint), rollout, ...")
-    parser.add_argument("--particles", help="comma-separated budgets, multiples of the base NFE per chunk")
+    parser.add_argument("--particles", type=csv_of(int), metavar="N[,N...]",
+                        help="budgets, multiples of the base NFE per chunk (default 8)")
     parser.add_argument("--critic-episodes", type=int, help="rollouts each critic is fitted on (default 100)")
-    parser.add_argument("--align-episodes", type=int, help="aligned evaluation episodes (default: --eval-episodes)")
+    parser.add_argument("--align-episodes", type=int, help="aligned evaluation episodes (default: --episodes)")
     parser.add_argument("--out", required=True, help="report directory")
 
 
+def config_keys() -> set[str]:
+    """Keys a --config file may hold beyond the options: every GapConfig field (gap_config.json)."""
+    return {f.name for f in dataclasses.fields(GapConfig)}
+
+
 def _configs(args: argparse.Namespace) -> list[GapConfig]:
-    bases = [dict(p) for p in PRESETS[args.preset]] if args.preset else [{}]
-    overrides = {k: v for k, v in dict(
-        dataset=args.dataset, demos=args.demos, demo_noise=args.demo_noise, seeds=args.seeds, steps=args.steps,
-        ckpt_every=args.ckpt_every, batch=args.batch, backbone=args.backbone, eval_episodes=args.eval_episodes,
-        eval_max_steps=args.eval_max_steps, n_envs=args.n_envs, workers=args.workers, device=args.device,
-        amp=args.amp or None,
-        align=tuple(args.align.split(",")) if args.align else None, reward=args.reward,
-        particles=tuple(int(x) for x in args.particles.split(",")) if args.particles else None,
-        critic_episodes=args.critic_episodes, align_episodes=args.align_episodes,
-        optims=tuple(args.optims.split(",")) if args.optims else None,
-        lrs=tuple(float(x) for x in args.lr.split(",")) if args.lr else None,
-        tune_episodes=args.tune_episodes, tune_seed=args.tune_seed,
-        optim_lrs={k: tuple(float(x) for x in str(v).split(",")) for k, v in args.optim_lr} if args.optim_lr else None,
-        optim_options=dict(args.optim_option) if args.optim_option else None,
-        obs_keys=tuple(args.obs_keys) if args.obs_keys else None).items()
-        if v is not None}
-    if args.env:
-        bases = [{**(bases[0] if len(bases) == 1 else {}), "env": env} for env in args.env]
-    elif args.dataset and len(bases) == 1 and "env" not in bases[0]:
+    """One GapConfig per task: the preset's entries (or one empty base), each overridden by exactly the
+    fields the command line or the --config file gave."""
+    overrides = {}
+    for f in dataclasses.fields(GapConfig):
+        value = getattr(args, f.name, None)
+        if f.name in ("env", "out") or value is None:
+            continue  # not given
+        overrides[f.name] = tuple(value) if isinstance(value, list) else value
+    bases = _bases(args.preset, args.env)
+    if not args.env and args.dataset and len(bases) == 1 and "env" not in bases[0]:
         bases = [{**bases[0], **_env_from_dataset(args.dataset, overrides.get("obs_keys", ()))}]
     if any("env" not in b for b in bases):
         raise SystemExit("ttf gap: give --env, --preset or a --dataset that names its env")
     many = len(bases) > 1
-    return [GapConfig(**{**{k: v for k, v in b.items() if k != "name"}, **overrides,
-                         "out": str(Path(args.out) / b.get("name", b["env"].split("/")[-1])) if many else args.out})
-            for b in bases]
+    configs = []
+    for b in bases:
+        fields = {k: v for k, v in b.items() if k != "name"}
+        for key, value in overrides.items():  # a KEY=VALUE flag overrides one key of the preset's dict
+            both = isinstance(value, dict) and isinstance(fields.get(key), dict)
+            fields[key] = {**fields[key], **value} if both else value
+        out = str(Path(args.out) / b.get("name", b["env"].split("/")[-1])) if many else args.out
+        configs.append(GapConfig(**{**fields, "out": out}))
+    return configs
+
+
+def _bases(preset: str | None, envs: list[str] | None) -> list[dict]:
+    """The preset's entries for ``envs``: those naming the env, else the preset's settings (the same for
+    all its tasks) on that env. Without ``envs``: every entry; without a preset: one base per env."""
+    entries = [dict(p) for p in PRESETS[preset]] if preset else [{}]
+    if not envs:
+        return entries
+    if not preset:
+        return [{"env": env} for env in envs]
+    chosen = []
+    for env in envs:
+        matching = [e for e in entries if e.get("env") == env]
+        if matching:
+            chosen += matching
+            continue
+        settings = [{k: v for k, v in e.items() if k not in ("env", "name")} for e in entries]
+        if any(s != settings[0] for s in settings):
+            raise ValueError(f"--preset {preset}: its tasks differ in more than the env, and --env {env} is none "
+                             f"of them ({sorted({e['env'] for e in entries})}); give one of those or use flags")
+        chosen.append({**settings[0], "env": env})
+    return chosen
 
 
 def _env_from_dataset(dataset: str, obs_keys: tuple[str, ...]) -> dict:

@@ -20,7 +20,7 @@ import os
 
 from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument
-from ttfkit.scripts.options import KeyValueAction, deprecated_alias, key_value  # noqa: F401 (key_value: old import path)
+from ttfkit.scripts.options import KeyValueAction, deprecated_alias
 
 __all__ = ["add_arguments", "main"]
 
@@ -93,22 +93,29 @@ def implied_config(argv: list[str]) -> str | None:
     return None if isinstance(resume, bool) else os.path.join(resume, "train_config.json")
 
 
-def main(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig of parsed options (``--resume RUN_DIR``: out is RUN_DIR, wherever the run was written)."""
     import dataclasses
 
+    from ttfkit.policies.trainer import TrainConfig
+
+    if isinstance(args.resume, str):
+        args.out = args.resume
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**{**values, "obs_keys": tuple(values["obs_keys"])})
+
+
+def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ttfkit.policies.trainer import TrainConfig, train
+    from ttfkit.policies.trainer import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if isinstance(args.resume, str):  # the run folder: its saved config (read as --config) and out
-        args.out = args.resume
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    config = TrainConfig(**{**values, "obs_keys": tuple(values["obs_keys"])})
+    config = config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     bar = None
 

@@ -14,8 +14,8 @@ from ttfkit.scripts.gap_report import read_csv
 def test_gap_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "gap"
     argv = ["gap", "--env", "ttfkit/metaworld-reach-v3", "--demos", "2", "--optims", "adamw,dopr-adamw",
-            "--seeds", "1", "--steps", "6", "--ckpt-every", "3", "--batch", "8", "--eval-episodes", "2",
-            "--eval-max-steps", "30", "--n-envs", "1", "--out", str(out)]
+            "--seeds", "1", "--steps", "6", "--ckpt-every", "3", "--batch", "8", "--episodes", "2",
+            "--max-steps", "30", "--n-envs", "1", "--out", str(out)]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
     assert str(out / "report.md") in printed and str(out / "gap.png") in printed
@@ -51,7 +51,7 @@ def test_gap_pipeline_end_to_end(tmp_path, capsys):
     from ttfkit.envs import evaluate
     from ttfkit.policies import load
 
-    assert cli_main([*argv[:-4], "--eval-episodes", "4", *argv[-4:]]) == 0
+    assert cli_main([*argv[:-4], "--episodes", "4", *argv[-4:]]) == 0
     ckpt = out / "runs" / "adamw_lr0.001_seed0" / "checkpoints" / "step_000006"
     extended = EvalResult.from_json((ckpt / "eval.json").read_text())
     fresh = evaluate(load(ckpt), "ttfkit/metaworld-reach-v3", 4, n_envs=1, max_steps=30)
@@ -60,6 +60,11 @@ def test_gap_pipeline_end_to_end(tmp_path, capsys):
     assert extended.lengths == fresh.lengths
     assert all(r.episodes == 4 for r in read_csv(out / "checkpoints.csv"))
 
-    # A finished run is never silently reused under another optimizer config.
-    with pytest.raises(ValueError, match="another config"):
+    # A finished run is never silently reused under another optimizer config or other demos, and the refused
+    # rerun is refused before it writes: the study's gap_config.json stays the one its results came from.
+    saved = (out / "gap_config.json").read_bytes()
+    with pytest.raises(ValueError, match="another config.*optim_options"):
         cli_main([*argv, "--optim-option", "weight_decay=0.1", "--debug"])
+    with pytest.raises(ValueError, match="another config.*'demos': \\(2, 3\\)"):
+        cli_main([*argv, "--demos", "3", "--debug"])
+    assert (out / "gap_config.json").read_bytes() == saved
