@@ -9,7 +9,7 @@ import torch
 
 from ttfkit.policies import load
 from ttfkit.policies.checkpoint import read_weights
-from ttfkit.policies.trainer import TrainConfig, _global_indices, _lr_lambda, train
+from ttfkit.policies.trainer import TrainConfig, _global_indices, _lr_scheduler, train
 
 TINY = dict(batch=8, lr=1e-3, warmup_steps=2, ckpt_every=4, log_every=1, val_fraction=0.34, horizon=8,
             n_obs_steps=2, n_action_steps=4, backbone_options={"hidden_dim": 32, "n_blocks": 1},
@@ -61,8 +61,7 @@ def test_run_outputs_metrics_and_loadable_checkpoints(tmp_path, tiny_store):
     val = {int(r["step"]): r["val_loss"] for r in rows}
     assert val[1] == "" and math.isfinite(float(val[4])) and math.isfinite(float(val[8]))
     lrs = [float(r["lr"]) for r in rows]
-    lam = _lr_lambda(config)
-    assert lrs == pytest.approx([1e-3 * lam(s) for s in range(1, 9)])
+    assert lrs == pytest.approx([_closed_form_lr(1e-3, s, 2, 8, 0.0) for s in range(1, 9)], rel=1e-15)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000004", "step_000008"]
     policy = load(run / "checkpoints/step_000008")
     meta = json.loads((run / "checkpoints/step_000008/config.json").read_text())["metadata"]
@@ -75,12 +74,49 @@ def test_run_outputs_metrics_and_loadable_checkpoints(tmp_path, tiny_store):
               resume=True)
 
 
-def test_lr_schedule_warmup_then_cosine():
-    lam = _lr_lambda(TrainConfig(dataset="", out="", steps=110, warmup_steps=10, min_lr_ratio=0.1))
-    assert [lam(i) for i in range(3)] == pytest.approx([0.1, 0.2, 0.3])
-    assert lam(10) == pytest.approx(1.0)
-    assert lam(60) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert lam(110) == pytest.approx(0.1)
+def _closed_form_lr(peak: float, i: int, warmup: int, steps: int, floor: float) -> float:
+    """lr after i optimizer steps: linear warmup to ``peak``, then cosine to ``floor * peak`` at ``steps``."""
+    if i < warmup:
+        return peak * (i + 1) / warmup
+    p = min(1.0, (i - warmup) / max(1, steps - warmup))
+    return peak * (floor + (1 - floor) * (1 + math.cos(math.pi * p)) / 2)
+
+
+@pytest.mark.parametrize("warmup, steps, floor", [(10, 110, 0.1), (0, 50, 0.0), (1, 20, 0.5), (30, 20, 0.0)])
+def test_lr_schedule_equals_the_closed_form_in_every_param_group(warmup, steps, floor):
+    config = TrainConfig(dataset="", out="", steps=steps, warmup_steps=warmup, min_lr_ratio=floor)
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    opt = torch.optim.SGD([{"params": params[:1], "lr": 1e-3}, {"params": params[1:], "lr": 0.02}], lr=1.0)
+    scheduler = _lr_scheduler(opt, config)
+    for i in range(steps + 1):
+        assert [g["lr"] for g in opt.param_groups] == [
+            pytest.approx(_closed_form_lr(peak, i, warmup, steps, floor), rel=1e-15, abs=0) for peak in (1e-3, 0.02)]
+        opt.step()
+        scheduler.step()
+        if i == steps // 2:  # a restored scheduler (state dict) continues the same numbers
+            fresh = torch.optim.SGD([{"params": params[:1], "lr": 1e-3}, {"params": params[1:], "lr": 0.02}], lr=1.0)
+            restored = _lr_scheduler(fresh, config)  # built first, then both states loaded, as on resume
+            fresh.load_state_dict(opt.state_dict())
+            restored.load_state_dict(scheduler.state_dict())
+            opt, scheduler = fresh, restored
+
+
+def test_resume_inside_the_warmup_equals_the_uninterrupted_run(tmp_path, tiny_store):
+    warm = {**TINY, "warmup_steps": 6}  # checkpoint at 4 lies inside the warmup
+    full = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "a"), steps=8, **warm)
+    train(full)
+    cut = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "b"), steps=8, **warm)
+
+    def crash(step, metrics):
+        if step == 5:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train(cut, progress=crash)
+    train(cut, resume=True)
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    assert [float(r["lr"]) for r in _rows(tmp_path / "b")] == pytest.approx(
+        [_closed_form_lr(1e-3, s, 6, 8, 0.0) for s in range(1, 9)], rel=1e-15)
 
 
 def test_batch_order_is_a_pure_function_of_seed_and_step():
