@@ -32,7 +32,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -61,7 +61,7 @@ _NUMERIC_DTYPES = ("float32", "float64", "int64", "int32", "bool")
 
 def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps: int,
                    task: str | None = None, *, repo_id: str | None = None, use_videos: bool = False,
-                   overwrite: bool = False) -> Path:
+                   overwrite: bool = False, on_episode: Callable[[int, int], None] | None = None) -> Path:
     """Write the zarr store at ``zarr_path`` as a LeRobotDataset v3.0 directory ``out_dir``.
 
     Args:
@@ -73,6 +73,7 @@ def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps
         repo_id: LeRobot's dataset name; default ``local/<out_dir name>``.
         use_videos: store image keys as video (lossy) instead of PNG frames (exact).
         overwrite: replace an existing ``out_dir``; otherwise ``FileExistsError``.
+        on_episode: called as ``on_episode(done, total)`` after each episode is written (progress).
 
     Returns:
         ``out_dir`` as a Path.
@@ -105,6 +106,8 @@ def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps
                 ds.add_frame(frame)
             _unwrap_scalar_features(ds, spec)
             ds.save_episode()
+            if on_episode is not None:
+                on_episode(i + 1, buf.n_episodes)
         ds.finalize()
         sidecar = {"version": _SIDECAR_VERSION, "attrs": attrs, "task": task,
                    "features": {item["feature"]: {"key": item["key"], "dtype": item["dtype"],
@@ -120,14 +123,16 @@ def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps
 
 
 def import_lerobot(lerobot_dir: str | os.PathLike, out_zarr: str | os.PathLike, *,
-                   repo_id: str | None = None, overwrite: bool = False) -> ReplayBuffer:
+                   repo_id: str | None = None, overwrite: bool = False,
+                   on_episode: Callable[[int, int], None] | None = None) -> ReplayBuffer:
     """Read the LeRobotDataset at ``lerobot_dir`` (offline) into a new zarr store ``out_zarr``.
 
     Every feature except LeRobot's bookkeeping columns (timestamp, frame_index, episode_index,
     index, task_index) becomes a zarr key (see the module docstring for names and shapes); images
     come back as uint8 (T, H, W, C). The tasks and LeRobot's ``info.json`` travel in the store attrs
     (``lerobot_tasks``, ``lerobot_info``) unless the dataset came from :func:`export_lerobot`, whose
-    attrs are restored as they were. Returns the new store opened for reading.
+    attrs are restored as they were. ``on_episode(done, total)`` is called after each episode (progress).
+    Returns the new store opened for reading.
     """
     LeRobotDataset = _lerobot_dataset_class()
     root = Path(lerobot_dir)
@@ -158,6 +163,8 @@ def import_lerobot(lerobot_dir: str | os.PathLike, out_zarr: str | os.PathLike, 
                     value = np.asarray(columns[feature])
                 episode[key] = value.reshape(len(value), *shape).astype(dtype, copy=False)
             out.add_episode(episode)
+            if on_episode is not None:
+                on_episode(i + 1, len(starts))
     logger.info("imported %s (%d episodes) to %s", root, len(starts), out_zarr)
     return ReplayBuffer.open(out_zarr, mode="r")
 

@@ -208,3 +208,16 @@ def test_ttf_eval_renders_images_as_the_checkpoint_was_trained(tmp_path, capsys)
     capsys.readouterr()
     assert cli.main([*argv, "--image-size", "32"]) == 2
     assert "--image-size 32: the checkpoint reads images of side {'pixels': 24}" in capsys.readouterr().err
+
+
+def test_lerobot_data_commands_show_progress_per_episode(tmp_path, capsys):
+    from ttfkit.data.lerobot import export_lerobot, import_lerobot
+
+    store = _tiny_store(tmp_path / "s.zarr", n_episodes=3, length=5)
+    calls = []
+    export_lerobot(store, tmp_path / "lr", fps=10, on_episode=lambda done, total: calls.append((done, total)))
+    import_lerobot(tmp_path / "lr", tmp_path / "back.zarr", on_episode=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)] * 2
+    assert cli.main(["data", "export-lerobot", str(store), str(tmp_path / "lr2"), "--fps", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "export-lerobot: 100%" in err and "3/3" in err
