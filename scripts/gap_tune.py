@@ -1,7 +1,7 @@
 """Fair learning rates for `ttf gap`: each optimizer's lr chosen on tuning runs and tuning episodes.
 
     ttf gap --env ttfkit/metaworld-stick-pull-v3 --optims adamw,dopr-adamw --lr 3e-4,1e-3,3e-3,1e-2 \\
-            --tune-episodes 20 --seeds 3 --eval-episodes 50 --out outputs/stick
+            --tune-episodes 20 --seeds 3 --episodes 50 --out outputs/stick
     ttf gap --preset dopr-study --out outputs/dopr-study     # 6 settings, GPU machine
 
 With ``--tune-episodes N`` the study first trains one tuning run per (optimizer, lr) of the optimizer's

@@ -32,7 +32,7 @@ def test_gap_tunes_each_optimizer_then_reports_only_its_pick(tmp_path):
     out = tmp_path / "gap"
     argv = ["gap", "--env", "ttfkit/metaworld-reach-v3", "--demos", "2", "--optims", "adamw", "--lr", "1e-3",
             "--optim-lr", "adamw=1e-4,1e-2", "--tune-episodes", "2", "--tune-seed", "7", "--seeds", "1",
-            "--steps", "4", "--ckpt-every", "2", "--batch", "8", "--eval-episodes", "1", "--eval-max-steps", "20",
+            "--steps", "4", "--ckpt-every", "2", "--batch", "8", "--episodes", "1", "--max-steps", "20",
             "--n-envs", "1", "--out", str(out)]
     assert cli_main(argv) == 0
     tune = json.loads((out / "tune" / "tune.json").read_text())
