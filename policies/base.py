@@ -328,8 +328,9 @@ class ChunkPolicy(nn.Module):
             raise KeyError(f"observation has no {key!r} (keys {sorted(obs)})")
         x = torch.as_tensor(np.asarray(obs[key]) if not torch.is_tensor(obs[key]) else obs[key])
         shape = self.config.obs_shapes[key]
-        if len(shape) == 3 and x.ndim == 4 and x.shape[-1] == 3 and x.shape[1] != 3:
-            x = x.permute(0, 3, 1, 2)  # (B, H, W, 3) -> (B, 3, H, W)
+        if len(shape) == 3 and x.ndim == 4 and tuple(x.shape[1:]) == (*shape[1:], shape[0]) \
+                and tuple(x.shape[1:]) != shape:
+            x = x.permute(0, 3, 1, 2)  # env images (B, H, W, C) -> (B, C, H, W): RGB, depth (C = 1), ...
         if len(shape) == 3 and x.dtype == torch.uint8:
             x = x.float() / 255.0
         x = x.to(self.device, torch.float32)

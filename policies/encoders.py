@@ -1,7 +1,7 @@
 """Observation encoders: normalised obs history {key: (B, To, ...)} -> conditioning features (B, Dc).
 
 Low-dimensional keys (shape (D,)) are concatenated over keys and the To steps and passed through an
-MLP. Image keys (shape (3, H, W), values in [-1, 1] after normalisation) go through one image
+MLP. Image keys (shape (C, H, W): RGB C = 3, depth C = 1, ...; values normalised) go through one image
 encoder per key (per camera), shared across time steps and trained end to end; features of all steps
 are concatenated. Image encoders are registered by name in ``IMAGE_ENCODERS``:
 
@@ -29,7 +29,7 @@ from torch import nn
 
 __all__ = ["ObsEncoder", "EncoderConfig", "IMAGE_ENCODERS", "crop_images"]
 
-# name -> "module:Class"; the class takes the EncoderConfig and maps (N, 3, H, W) -> (N, image_features).
+# name -> "module:Class"; ``cls(config, in_channels=C)`` maps (N, C, H, W) -> (N, image_features).
 IMAGE_ENCODERS: dict[str, str] = {
     "conv": "ttfkit.policies.encoders:_ImageEncoder",
     "resnet18": "ttfkit.policies.encoders_resnet:ResNetImageEncoder",
@@ -94,10 +94,7 @@ class ObsEncoder(nn.Module):
         odd = sorted(set(self.obs_shapes) - set(self.lowdim_keys) - set(self.image_keys))
         if odd:
             raise ValueError(f"encoder: keys {odd} have shapes {[self.obs_shapes[k] for k in odd]}; "
-                             "expected (D,) for state or (3, H, W) for images")
-        for k in self.image_keys:
-            if self.obs_shapes[k][0] != 3:
-                raise ValueError(f"encoder: image key {k!r} must be channels-first (3, H, W), got {self.obs_shapes[k]}")
+                             "expected (D,) for state or channels-first (C, H, W) for images")
         self.n_obs_steps = n_obs_steps
         out = 0
         self.lowdim = None
@@ -111,7 +108,7 @@ class ObsEncoder(nn.Module):
                 out = config.lowdim_features
         self.crops = {k: _crop_size(self.obs_shapes[k][1:], config.crop_ratio, k) for k in self.image_keys}
         image_cls = _image_encoder_class(config.image_encoder)
-        self.images = nn.ModuleDict({k: image_cls(config) for k in self.image_keys})
+        self.images = nn.ModuleDict({k: image_cls(config, in_channels=self.obs_shapes[k][0]) for k in self.image_keys})
         out += len(self.image_keys) * n_obs_steps * config.image_features
         self.out_dim = out
 
@@ -122,7 +119,7 @@ class ObsEncoder(nn.Module):
             state = torch.cat([obs[k] for k in self.lowdim_keys], dim=-1)  # (B, To, sum D)
             feats.append(self.lowdim(rearrange(state, "b t d -> b (t d)")))
         for k in self.image_keys:
-            x = obs[k]  # (B, To, 3, H, W)
+            x = obs[k]  # (B, To, C, H, W)
             flat = rearrange(x, "b t c h w -> (b t) c h w")
             if self.crops[k] != tuple(flat.shape[-2:]):
                 flat = crop_images(flat, self.crops[k], random=self.training, generator=generator)
@@ -169,13 +166,13 @@ def _image_encoder_class(name: str) -> type[nn.Module]:
 
 
 class _ImageEncoder(nn.Module):
-    """(N, 3, H, W) in [-1, 1] -> (N, image_features): conv stack, 1x1 to K maps, spatial softmax."""
+    """(N, C, H, W) normalised -> (N, image_features): conv stack, 1x1 to K maps, spatial softmax."""
 
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: EncoderConfig, in_channels: int = 3):
         super().__init__()
         c = config.image_channels
         self.convs = nn.Sequential(
-            nn.Conv2d(3, c, 5, stride=2, padding=2), nn.GroupNorm(8 if c % 8 == 0 else 1, c), nn.Mish(),
+            nn.Conv2d(in_channels, c, 5, stride=2, padding=2), nn.GroupNorm(8 if c % 8 == 0 else 1, c), nn.Mish(),
             nn.Conv2d(c, 2 * c, 3, stride=1, padding=1), nn.GroupNorm(8 if c % 8 == 0 else 1, 2 * c), nn.Mish(),
             nn.Conv2d(2 * c, 2 * c, 3, stride=1, padding=1), nn.GroupNorm(8 if c % 8 == 0 else 1, 2 * c), nn.Mish(),
             nn.Conv2d(2 * c, config.image_keypoints, 1),

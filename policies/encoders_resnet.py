@@ -33,11 +33,11 @@ class ResNetImageEncoder(nn.Module):
             ``image_keypoints`` and ``image_features``).
     """
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, in_channels: int = 3) -> None:
         super().__init__()
         from ttfkit.policies.encoders import SpatialSoftmax
 
-        self.trunk = ResNet18GN(width=config.resnet_width)
+        self.trunk = ResNet18GN(width=config.resnet_width, in_channels=in_channels)
         self.to_keypoints = nn.Conv2d(self.trunk.out_channels, config.image_keypoints, 1)
         self.keypoints = SpatialSoftmax()
         self.out = nn.Sequential(nn.Linear(2 * config.image_keypoints, config.image_features), nn.ReLU())
@@ -52,15 +52,16 @@ class ResNet18GN(nn.Module):
 
     Args:
         width: channels of the first stage (64 = ResNet-18; must be a multiple of 16).
-    Shapes: (N, 3, H, W) -> (N, 8 * width, ceil(H/32), ceil(W/32)).
+        in_channels: image channels C (3 = RGB as in ResNet-18, 1 = depth).
+    Shapes: (N, C, H, W) -> (N, 8 * width, ceil(H/32), ceil(W/32)).
     """
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, in_channels: int = 3) -> None:
         super().__init__()
         if width < 16 or width % 16:
             raise ValueError(f"ResNet18GN: width must be a positive multiple of 16, got {width=}")
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False), _norm(width), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), _norm(width), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2, padding=1),
         )
         stages, c_in = [], width

@@ -51,6 +51,27 @@ def test_image_policy_trains_end_to_end_and_accepts_env_pixels(size):
         policy.select_action({"agent_pos": pos, "pixels": pixels[:, :10]})
 
 
+def test_float_depth_from_the_env_is_moved_channels_first():
+    torch.manual_seed(0)
+    policy = make_policy("flow", obs_shapes={"agent_pos": (3,), "depth": (1, 20, 24)}, action_dim=2, horizon=8,
+                         n_action_steps=4, backbone_options={"hidden_dim": 32, "n_blocks": 1}, num_steps=2,
+                         encoder={"lowdim_hidden": 16, "lowdim_features": 8, "image_channels": 8,
+                                  "image_keypoints": 4, "image_features": 8})
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(0.2, 3.0, size=(2, 20, 24, 1)).astype(np.float32)  # env units: B x H x W x 1, metres
+    pos = rng.normal(size=(2, 3)).astype(np.float32)
+    obs = {"agent_pos": torch.from_numpy(pos)[:, None].repeat(1, 2, 1),  # dataset units: (B, To, 1, H, W), as stored
+           "depth": torch.from_numpy(depth).permute(0, 3, 1, 2)[:, None].repeat(1, 2, 1, 1, 1)}
+    policy.reset()
+    act = policy.select_action({"agent_pos": pos, "depth": depth}, generator=torch.Generator().manual_seed(3))
+    chunk = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(act, chunk[:, 1])
+    policy.reset()  # already channels-first env depth passes unchanged
+    again = policy.select_action({"agent_pos": pos, "depth": depth.transpose(0, 3, 1, 2)},
+                                 generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(again, act)
+
+
 def test_pixel_dataset_trains_and_reloads(tmp_path, make_store):
     store = make_store(tmp_path / "px.zarr", n_episodes=2, length=12, pixels=True)
     config = TrainConfig(dataset=str(store), out=str(tmp_path / "run"), steps=2, batch=4, ckpt_every=2,
