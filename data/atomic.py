@@ -11,6 +11,9 @@ zarr sees no foreign file and the user's root attributes stay as they were). An 
 target is replaced only when it is an empty directory or carries the marker of the same kind;
 anything else (a user's folder, a file, a store written by another tool, a ttfkit artefact of another
 kind, or one written before markers existed) is refused with ``FileExistsError`` naming the path.
+Kinds: "replay-buffer", "policy-checkpoint", "train-run", "chunk-critic", "lerobot-dataset",
+"lerobot-policy"; "artefact" (generic) for writers that name none. Exports written before they had
+their own kind carry "artefact"; a caller passes ``legacy(path)`` to accept those it recognises.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable
 
 __all__ = ["replace_path", "check_replaceable", "artefact_kind", "write_marker", "MARKER"]
 
@@ -27,13 +31,15 @@ MARKER = ".ttfkit.json"
 _GENERIC = "artefact"
 
 
-def replace_path(tmp: str | os.PathLike, path: str | os.PathLike, kind: str | None = None) -> Path:
+def replace_path(tmp: str | os.PathLike, path: str | os.PathLike, kind: str | None = None,
+                 legacy: Callable[[Path], bool] | None = None) -> Path:
     """Move the finished directory ``tmp`` to ``path``; returns ``path``.
 
     ``kind`` names what ``tmp`` is ("replay-buffer", "policy-checkpoint", ...); when None, the kind
     of ``tmp``'s own marker is used, else the generic "artefact". ``tmp`` is marked with it if it has
     no marker yet. An existing ``path`` is replaced only if it is an empty directory or a ttfkit
-    artefact of the same kind (module docstring); otherwise ``FileExistsError`` and nothing changes.
+    artefact of the same kind (module docstring), or a generic "artefact" for which ``legacy(path)`` is
+    True; otherwise ``FileExistsError`` and nothing changes.
     """
     tmp, path = Path(tmp), Path(path)
     kind = kind or artefact_kind(tmp) or _GENERIC
@@ -42,7 +48,7 @@ def replace_path(tmp: str | os.PathLike, path: str | os.PathLike, kind: str | No
     path.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if path.exists() or path.is_symlink():
-        check_replaceable(path, kind)
+        check_replaceable(path, kind, legacy)
         old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
         os.rename(path, old)
     try:
@@ -78,15 +84,16 @@ def write_marker(path: str | os.PathLike, kind: str) -> None:
     (Path(path) / MARKER).write_text(json.dumps({"kind": kind}))
 
 
-def check_replaceable(path: str | os.PathLike, kind: str) -> None:
-    """Raise ``FileExistsError`` unless an existing ``path`` may be replaced by a ``kind`` artefact."""
+def check_replaceable(path: str | os.PathLike, kind: str, legacy: Callable[[Path], bool] | None = None) -> None:
+    """Raise ``FileExistsError`` unless an existing ``path`` may be replaced by a ``kind`` artefact
+    (``legacy``: see ``replace_path``)."""
     path = Path(path)
     if not (path.exists() or path.is_symlink()):
         return
     if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
         return
     found = artefact_kind(path)
-    if found == kind:
+    if found == kind or (found == _GENERIC and legacy is not None and legacy(path)):
         return
     what = (f"a ttfkit {found}" if found else
             "a file" if not path.is_dir() else "a folder without ttfkit's marker")

@@ -55,6 +55,7 @@ _SINGLE_CAMERA = "observation.image"  # LeRobot's gym wrapper gives a single `pi
 # Columns LeRobot adds to every frame; they never come from (or go to) a zarr key.
 _LEROBOT_BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 _SIDECAR = "meta/ttfkit.json"
+_KIND = "lerobot-dataset"  # ttfkit.data.atomic marker: --overwrite replaces only another dataset export
 _SIDECAR_VERSION = 1
 _NUMERIC_DTYPES = ("float32", "float64", "int64", "int32", "bool")
 
@@ -113,7 +114,7 @@ def export_lerobot(zarr_path: str | os.PathLike, out_dir: str | os.PathLike, fps
                    "features": {item["feature"]: {"key": item["key"], "dtype": item["dtype"],
                                                   "shape": item["shape"]} for item in spec}}
         (tmp / _SIDECAR).write_text(json.dumps(sidecar, indent=2))
-        replace_path(tmp, out)
+        replace_path(tmp, out, kind=_KIND, legacy=lambda p: (p / _SIDECAR).is_file())  # older exports: generic
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -11,6 +11,7 @@ weights and normaliser buffers) and the processor pipelines (``policy_preprocess
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import uuid
@@ -30,6 +31,7 @@ _NAMED_FEATURES = {"agent_pos": ("observation.state", FeatureType.STATE),
                    "environment_state": ("observation.environment_state", FeatureType.ENV),
                    "pixels": ("observation.image", FeatureType.VISUAL)}
 _DERIVED = ("obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps")
+_KIND = "lerobot-policy"  # ttfkit.data.atomic marker: --overwrite replaces only another policy export
 
 
 def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -97,11 +99,19 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         policy.save_pretrained(tmp)
-        replace_path(tmp, out)
+        replace_path(tmp, out, kind=_KIND, legacy=_is_policy_export)  # older exports: generic marker
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def _is_policy_export(path: Path) -> bool:
+    """An export written before policy exports had their own marker kind: config.json of type "ttfkit"."""
+    try:
+        return json.loads((path / "config.json").read_text()).get("type") == "ttfkit"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _jsonable(obj):

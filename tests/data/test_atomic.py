@@ -50,3 +50,16 @@ def test_refuses_anything_ttfkit_did_not_write_as_this_kind(tmp_path, what):
         replace_path(tmp, target, kind="lerobot-dataset")
     assert "user data" in ((target / "notes.txt") if target.is_dir() else target).read_text()
     assert sorted(p.name for p in tmp_path.rglob("*") if ".target.tmp" not in str(p)) == before
+
+
+def test_a_generic_artefact_is_replaced_only_when_the_caller_recognises_it(tmp_path):
+    target = _dir(tmp_path / "target", "info.txt", "old")
+    (target / MARKER).write_text(json.dumps({"kind": "artefact"}))  # written before the kind had a name
+    with pytest.raises(FileExistsError, match="it is a ttfkit artefact, not a ttfkit lerobot-dataset"):
+        replace_path(_dir(tmp_path / ".t1", "new.txt", "new"), target, kind="lerobot-dataset",
+                     legacy=lambda p: (p / "other.txt").is_file())
+    assert (target / "info.txt").read_text() == "old"
+    replace_path(_dir(tmp_path / ".t2", "new.txt", "new"), target, kind="lerobot-dataset",
+                 legacy=lambda p: (p / "info.txt").is_file())
+    assert sorted(p.name for p in target.iterdir()) == [MARKER, "new.txt"]
+    assert artefact_kind(target) == "lerobot-dataset"

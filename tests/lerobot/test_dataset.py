@@ -166,3 +166,36 @@ def test_cli_export_then_import(store, tmp_path, capsys):
     assert main(["data", "import-lerobot", str(tmp_path / "lr"), str(tmp_path / "b.zarr")]) == 0
     assert "3 episodes" in capsys.readouterr().out
     _assert_same_store(ReplayBuffer.open(path), ReplayBuffer.open(tmp_path / "b.zarr"))
+
+
+def test_overwrite_replaces_only_the_same_kind_of_export(store, tmp_path, helpers):
+    """--overwrite markers: a dataset export, a policy export and a Diamond Map never replace each other;
+    an export written before exports had their own kind (generic marker) is still replaced by its own kind."""
+    from lerobot_policy_ttfkit.export_ttfkit import export_ttfkit_policy
+
+    from ttfkit.align.diamond import DiamondMap, MLPPhi
+    from ttfkit.align.policy_diamond import save_diamond
+    from ttfkit.data.atomic import MARKER
+
+    path, _ = store
+    dataset = export_lerobot(path, tmp_path / "lr", fps=10)
+    info = (dataset / "meta/info.json").read_text()
+    with pytest.raises(FileExistsError, match=r"lr: refusing to replace it: it is a ttfkit lerobot-dataset"):
+        save_diamond(DiamondMap(MLPPhi(4, hidden=8, depth=1)), dataset)
+    helpers.make_checkpoint(path, tmp_path / "ckpt")
+    with pytest.raises(FileExistsError, match="lerobot-dataset, not a ttfkit lerobot-policy"):
+        export_ttfkit_policy(tmp_path / "ckpt", dataset, overwrite=True)
+    assert (dataset / "meta/info.json").read_text() == info and not list(tmp_path.glob(".lr.*"))
+
+    dmap = save_diamond(DiamondMap(MLPPhi(4, hidden=8, depth=1)), tmp_path / "dm")
+    with pytest.raises(FileExistsError, match="not a ttfkit lerobot-dataset"):
+        export_lerobot(path, dmap, fps=10, overwrite=True)
+    assert (dmap / "model.safetensors").is_file()
+
+    (dataset / MARKER).write_text(json.dumps({"kind": "artefact"}))  # as exports were marked before
+    export_lerobot(path, dataset, fps=10, overwrite=True)
+    assert json.loads((dataset / MARKER).read_text()) == {"kind": "lerobot-dataset"}
+    policy = export_ttfkit_policy(tmp_path / "ckpt", tmp_path / "pol")
+    (policy / MARKER).write_text(json.dumps({"kind": "artefact"}))
+    export_ttfkit_policy(tmp_path / "ckpt", policy, overwrite=True)
+    assert json.loads((policy / MARKER).read_text()) == {"kind": "lerobot-policy"}
