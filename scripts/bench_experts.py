@@ -5,8 +5,9 @@
 
 Every task is evaluated through ``ttfkit.envs.evaluate`` (seeds seed .. seed+episodes-1, success =
 ``is_success`` at any step within the suite's time limit). Tasks run in parallel worker processes,
-one in-process env per task. Prints one JSON line per task, then a table with Wilson 95% intervals
-and the tasks below the 95% target.
+one in-process env per task. Registered tasks without a scripted expert (robomimic tool-hang and
+transport) are skipped with a note. Prints one JSON line per task, then a table with Wilson 95%
+intervals and the tasks below the 95% target.
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ def _run(job: tuple[str, int, int]) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def expert_tasks(only: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """(registered ids that have a scripted expert, [(id, why) for those that have none])."""
+    import ttfkit.envs as envs
+
+    tasks, skipped = [], []
+    for env_id in envs.list_envs(only):
+        try:
+            envs.make_expert(env_id)
+        except KeyError as err:
+            skipped.append((env_id, err.args[0]))
+        else:
+            tasks.append(env_id)
+    return tasks, skipped
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50)
@@ -53,7 +69,10 @@ def main() -> int:
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip()
     print(f"# bench_experts: {args.episodes} episodes/task from seed {args.seed}, {args.workers} workers, "
           f"cpu_count={os.cpu_count()}, git {commit or '?'}", flush=True)
-    jobs = [(env_id, args.episodes, args.seed) for env_id in envs.list_envs(args.only)]
+    tasks, skipped = expert_tasks(args.only)
+    for env_id, why in skipped:
+        print(f"# skipped {env_id}: {why}", flush=True)
+    jobs = [(env_id, args.episodes, args.seed) for env_id in tasks]
     rows = []
     sink = open(args.jsonl, "w") if args.jsonl else None
     ctx = multiprocessing.get_context("forkserver")

@@ -48,3 +48,14 @@ def test_ttf_eval_loads_a_policy_checkpoint(tmp_path):
     assert data["n_episodes"] == 2 and data["policy"] == str(ckpt)
     assert all(n == 10 or ok for n, ok in zip(data["lengths"], data["successes"]))
     assert np.isfinite(data["returns"]).all()
+
+
+def test_bench_experts_skips_the_tasks_without_an_expert():
+    import ttfkit.envs as envs
+    from ttfkit.scripts.bench_experts import expert_tasks
+
+    tasks, skipped = expert_tasks()
+    assert sorted(tasks + [t for t, _ in skipped]) == sorted(envs.list_envs())
+    assert [t for t, _ in skipped] == ["ttfkit/robomimic-tool-hang-v0", "ttfkit/robomimic-transport-v0"]
+    assert all("no scripted expert" in why for _, why in skipped)
+    assert "ttfkit/robomimic-lift-v0" in tasks and "ttfkit/fetch-push-v4" in tasks
