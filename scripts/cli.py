@@ -62,16 +62,16 @@ def _parsers(available: dict[str, tuple[str, str]], name: str, module) -> tuple[
         prog="ttf", description="ttfkit command line", formatter_class=HelpFormatter,
         epilog=f"subcommands:\n{lines}\n\nRun `ttf <subcommand> --help` for its options.",
         usage="ttf <subcommand> [options]")
-    sub = top.add_subparsers(dest="command", metavar="<subcommand>", required=True)
+    sub = top.add_subparsers(dest="command", metavar="<subcommand>", required=True, help=argparse.SUPPRESS)
     leaf = None
-    for cmd, (_, text) in available.items():
+    for cmd in available:
         if cmd == name:
-            leaf = sub.add_parser(cmd, help=text, prog=f"ttf {cmd}", description=module.__doc__,
+            leaf = sub.add_parser(cmd, prog=f"ttf {cmd}", description=module.__doc__,
                                   formatter_class=HelpFormatter)
             module.add_arguments(leaf)
             leaf.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
         else:
-            sub.add_parser(cmd, help=text, prog=f"ttf {cmd}", add_help=False)
+            sub.add_parser(cmd, prog=f"ttf {cmd}", add_help=False)  # listed by the epilog
     return top, leaf
 
 
