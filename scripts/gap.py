@@ -2,7 +2,7 @@
 
     ttf gap --env ttfkit/metaworld-shelf-place-v3 --demos 10 --optims adamw,dopr-adamw --seeds 2 \\
             --steps 3000 --ckpt-every 500 --episodes 20 --out outputs/gap
-    ttf gap --preset demo --out outputs/demo        # what `make demo` runs (~15 min on 2 CPU cores)
+    ttf gap --preset demo --out outputs/demo        # what `make demo` runs (6 min 50 s on 2 idle CPU cores)
     ttf gap --preset full --out outputs/full        # several tasks, 3 seeds, 50 episodes (GPU machine)
     ttf gap --preset full --env ttfkit/metaworld-stick-pull-v3 --seeds 1 --out outputs/one   # one task of it
     ttf gap --config outputs/gap/gap_config.json --episodes 50   # the same study, more episodes
@@ -70,6 +70,8 @@ class GapConfig:
         env_kwargs: ``make_env`` options of the evaluation env (``ttfkit.envs.from_store.env_for_store``
             fills them from ``dataset`` when ``ttf gap`` is given no --env).
         obs_keys: observation keys the policies read (empty: the trainer's default).
+        log: experiment loggers of every run ("tensorboard", "wandb"; ``ttfkit.policies.loggers``): its
+            training metrics, and each checkpoint's evaluation at the checkpoint's step.
     """
 
     env: str
@@ -104,9 +106,13 @@ class GapConfig:
     align_val_pick: bool = True
     env_kwargs: dict = field(default_factory=dict)
     obs_keys: tuple[str, ...] = ()
+    log: tuple[str, ...] = ()
 
     def __post_init__(self):
+        from ttfkit.policies.loggers import check_logger_names
+
         object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
+        object.__setattr__(self, "log", check_logger_names(self.log))
         if self.env_kwargs and self.align:
             raise ValueError(f"GapConfig: align does not pass env_kwargs {self.env_kwargs} to its rollouts yet; "
                              "give an env id that needs none")
@@ -150,7 +156,8 @@ class GapConfig:
 
 
 # Presets. `demo` is what `make demo` runs: shelf-place from 10 scripted demos, where a screen put
-# AdamW's success at 25-45% after 500-1500 steps (room to differ), in about 15 min on 2 CPU cores.
+# AdamW's success at 25-45% after 500-1500 steps (room to differ); 6 min 50 s on 2 idle CPU cores with
+# its alignment stage (docs/results/2026-11-30/demo).
 # `full` is for a GPU machine (estimated, not measured here: ~5 h on one GPU with 16 CPU cores).
 PRESETS: dict[str, list[dict]] = {
     "demo": [dict(env="ttfkit/metaworld-shelf-place-v3", demos=10, optims=("adamw", "dopr-adamw"), lrs=(1e-3,),
@@ -197,15 +204,18 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
         losses = _train_losses(run_dir / "metrics.csv")
         run_dirs.append((opt, lr, seed, run_dir))
         best_val = float("inf")
+        evaluated = []
         for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
             result = _evaluate_cached(cfg, ckpt, f"{stage} eval {ckpt.name}")
             meta = read_config(ckpt)["metadata"]
             step = int(meta["step"])
+            evaluated.append((step, result))
             val_loss = float("nan") if meta.get("val_loss") is None else float(meta["val_loss"])
             if val_loss < best_val:
                 best_val, picks[run_dir] = val_loss, ckpt
             rows.append(CheckpointRow(opt, seed, lr, step, losses.get(step, float("nan")), val_loss,
                                       result.success_rate, result.ci_low, result.ci_high, result.n_episodes))
+        _log_evaluations(cfg, run_dir, evaluated)
     write_csv(rows, out / "checkpoints.csv")
     plot_gap(rows, out / "gap.png")
     details = (f"Task `{cfg.env}`; dataset `{dataset}`; {cfg.backbone} flow policy; {cfg.steps} steps at batch "
@@ -284,6 +294,19 @@ def _evaluate_cached(cfg: GapConfig, ckpt: Path, desc: str, first_seed: int | No
     return cached.head(want)
 
 
+def _log_evaluations(cfg: GapConfig, run_dir: Path, evaluated: list) -> None:
+    """Every checkpoint's evaluation [(step, EvalResult)] into the run's loggers (RUN_DIR/tensorboard/eval,
+    a W&B run of job type "eval"); TensorBoard drops what earlier reruns logged, so each step shows once."""
+    if not cfg.log:
+        return
+    from ttfkit.policies.loggers import eval_metrics, open_loggers
+
+    with open_loggers(cfg.log, run_dir, kind="eval", name=run_dir.name, purge_from=0,
+                      config={"env": cfg.env, "episodes": cfg.eval_episodes}) as log:
+        for step, result in evaluated:
+            log.log(eval_metrics(result), step)
+
+
 def _collect_demos(cfg: GapConfig, path: Path) -> str:
     from ttfkit.envs.collect import collect
 
@@ -312,11 +335,11 @@ def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float,
     tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
                      steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
                      policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options),
-                     optim_options=dict(cfg.optim_options), device=cfg.device, amp=cfg.amp,
+                     optim_options=dict(cfg.optim_options), device=cfg.device, amp=cfg.amp, log=cfg.log,
                      **({"obs_keys": cfg.obs_keys} if cfg.obs_keys else {}))
     saved = run_dir / "train_config.json"
     if saved.exists():  # `out` may differ: a moved or copied run is still the same run
-        differ = config_diff(saved, tc, ignore=("out", "device"))  # where it trains is not what it is
+        differ = config_diff(saved, tc, ignore=("out", "device", "log"))  # where/how it trains is not what it is
         if differ:
             raise ValueError(f"{saved} was trained with another config than this study's (saved, given): {differ}; "
                              f"use a new --out")
@@ -391,6 +414,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="budgets, multiples of the base NFE per chunk (default 8)")
     parser.add_argument("--critic-episodes", type=int, help="rollouts each critic is fitted on (default 100)")
     parser.add_argument("--align-episodes", type=int, help="aligned evaluation episodes (default: --episodes)")
+    parser.add_argument("--log", type=csv_of(str), metavar="tensorboard[,wandb]",
+                        help="experiment loggers of every run: training metrics and each checkpoint's evaluation")
     parser.add_argument("--out", required=True, help="report directory")
 
 

@@ -20,7 +20,7 @@ import os
 
 from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument
-from ttfkit.scripts.options import KeyValueAction, deprecated_alias
+from ttfkit.scripts.options import KeyValueAction, csv_of, deprecated_alias
 
 __all__ = ["add_arguments", "main"]
 
@@ -74,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the newest checkpoint: of RUN_DIR with its saved train_config.json "
                              "(no other flag needed), or of --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--log", type=csv_of(str), default=d.log, metavar="tensorboard[,wandb]",
+                        help="experiment loggers (RUN_DIR/tensorboard/, RUN_DIR/wandb/ offline; ttfkit.policies.loggers)")
 
 
 def config_keys() -> set[str]:

@@ -142,3 +142,13 @@ def test_names_are_checked_and_a_missing_package_names_the_extra(tmp_path, monke
         monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
         with pytest.raises(ImportError, match=rf"pip install 'ttfkit\[{extra}\]'"):
             open_loggers((extra,), tmp_path, kind="train", name="r")
+
+
+def test_ttf_train_log_flag_reaches_the_config():
+    from ttfkit.scripts import cli, train as train_cli
+
+    args = cli.parse(["train", "--dataset", "d.zarr", "--out", "r", "--log", "tensorboard,wandb"])[2]
+    assert train_cli.config_from_args(args).log == ("tensorboard", "wandb")
+    assert train_cli.config_from_args(cli.parse(["train", "--dataset", "d.zarr", "--out", "r"])[2]).log == ()
+    with pytest.raises(ValueError, match="tensorbord"):
+        train_cli.config_from_args(cli.parse(["train", "--dataset", "d.zarr", "--out", "r", "--log", "tensorbord"])[2])
