@@ -116,7 +116,10 @@ class KeyValueAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         key, value = values
         current = dict(getattr(namespace, self.dest, None) or {})
-        current[key] = self.value_type(value) if self.value_type else value
+        try:
+            current[key] = self.value_type(value) if self.value_type else value
+        except (argparse.ArgumentTypeError, ValueError) as err:  # a usage error, not a traceback
+            raise argparse.ArgumentError(self, f"{key}={value}: {err}") from err
         setattr(namespace, self.dest, current)
 
 
