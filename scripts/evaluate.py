@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from ttfkit.scripts.device import add_device_argument, resolve_device
-from ttfkit.scripts.options import deprecated_alias
+from ttfkit.scripts.options import csv_of, deprecated_alias
 
 __all__ = ["add_arguments", "main"]
 
@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser, what="the policy (the envs always run on CPU cores)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON file for the result")
+    parser.add_argument("--log", type=csv_of(str), default=(), metavar="tensorboard[,wandb]",
+                        help="also log eval/success etc. at the checkpoint's training step, one point per call, "
+                             "under its run directory (RUN_DIR/tensorboard/eval-TASK/, RUN_DIR/wandb/)")
 
 
 def _old_policy_flag(namespace: argparse.Namespace, value: str) -> None:
@@ -78,6 +81,11 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.checkpoint is None and not args.expert:
         raise ValueError("give --checkpoint PATH or --expert")
+    if args.log and args.checkpoint is None:
+        raise ValueError("--log needs --checkpoint (results are logged at its training step, beside its run)")
+    from ttfkit.policies.loggers import check_logger_names
+
+    check_logger_names(args.log)  # before the rollouts
     env_kwargs: dict = {}
     try:
         if args.env is None and args.expert:
@@ -133,7 +141,24 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
     for video in result.videos:
         print(f"video {video}")
+    if args.log:
+        _log_result(args.log, Path(args.checkpoint), args.env, result)
     return 0
+
+
+def _log_result(names: tuple[str, ...], ckpt: Path, env_id: str, result) -> None:
+    """``result`` at the checkpoint's training step into loggers under its run directory (RUN_DIR for
+    RUN_DIR/checkpoints/step_N, else the checkpoint directory), writer kind ``eval-<task>``."""
+    from ttfkit.policies.checkpoint import read_config
+    from ttfkit.policies.loggers import eval_metrics, open_loggers
+
+    step = int(read_config(ckpt).get("metadata", {}).get("step") or 0)
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    task = env_id.split("/")[-1]
+    with open_loggers(names, run, kind=f"eval-{task}", name=run.name,
+                      config={"env": env_id, "checkpoint": ckpt.name, "episodes": result.n_episodes}) as log:
+        log.log(eval_metrics(result), step)
+    print(f"logged eval/success {result.success_rate:.3f} at step {step} ({', '.join(names)}) under {run}")
 
 
 def _env_from_dataset(args: argparse.Namespace, obs_keys: tuple[str, ...]) -> tuple[str, dict]:

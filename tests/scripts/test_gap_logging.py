@@ -46,3 +46,26 @@ def test_gap_logs_training_and_every_checkpoints_evaluation(tmp_path):
     assert set(train["train/loss"]) == set(metrics)
     assert train["train/loss"] == {s: pytest.approx(np.float32(m["train_loss"])) for s, m in metrics.items()}
     assert train["val/loss"] == {s: pytest.approx(np.float32(rows[s].val_loss)) for s in rows}
+
+
+def test_ttf_eval_logs_at_the_checkpoints_step_beside_its_run(tmp_path):
+    import json
+
+    import torch
+
+    from ttfkit.policies import make_policy
+
+    torch.manual_seed(0)
+    policy = make_policy("flow", obs_shapes={"agent_pos": (10,), "environment_state": (15,)}, action_dim=4,
+                         horizon=8, n_obs_steps=2, n_action_steps=4, num_steps=2)
+    ckpt = tmp_path / "run" / "checkpoints" / "step_000007"
+    policy.save(ckpt, metadata={"step": 7})
+    argv = ["eval", "--checkpoint", str(ckpt), "--env", "ttfkit/fetch-push-v4", "--episodes", "2", "--n-envs", "1",
+            "--max-steps", "10", "--log", "tensorboard"]
+    assert cli_main(argv) == 0
+    data = json.loads((ckpt / "eval_fetch-push-v4.json").read_text())
+    logged = _scalars(tmp_path / "run" / "tensorboard" / "eval-fetch-push-v4")
+    assert logged["eval/success"] == {7: pytest.approx(sum(data["successes"]) / 2)}
+    assert logged["eval/mean_return"] == {7: pytest.approx(np.float32(np.mean(data["returns"])))}
+    with pytest.raises(ValueError, match="--log needs --checkpoint"):
+        cli_main(["eval", "--expert", "--env", "ttfkit/fetch-push-v4", "--log", "tensorboard", "--debug"])
