@@ -221,3 +221,17 @@ def test_lerobot_data_commands_show_progress_per_episode(tmp_path, capsys):
     assert cli.main(["data", "export-lerobot", str(store), str(tmp_path / "lr2"), "--fps", "10"]) == 0
     err = capsys.readouterr().err
     assert "export-lerobot" in err and "3/3" in err, err
+
+
+def test_ttf_help_builds_one_parser_tree_without_importing_torch():
+    """Every subcommand is an argparse subparser, but only the one that runs is built: `ttf --help` and
+    `ttf data info` import neither torch nor MuJoCo."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom ttfkit.scripts import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    cli.main(['--help'])\n"
+            "    try:\n        cli.main(['data', 'info', '--help'])\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'mujoco', 'ttfkit.scripts.train') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
