@@ -112,7 +112,10 @@ class GapConfig:
         from ttfkit.policies.loggers import check_logger_names
 
         object.__setattr__(self, "obs_keys", tuple(self.obs_keys))
-        object.__setattr__(self, "log", check_logger_names(self.log))
+        try:
+            object.__setattr__(self, "log", check_logger_names(self.log))
+        except ValueError as err:
+            raise ValueError(f"GapConfig: {err}") from None
         if self.env_kwargs and self.align:
             raise ValueError(f"GapConfig: align does not pass env_kwargs {self.env_kwargs} to its rollouts yet; "
                              "give an env id that needs none")
