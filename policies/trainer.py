@@ -280,7 +280,7 @@ def train(config: TrainConfig, resume: bool = False,
             logger.info("resumed %s at step %d from %s", run, start, last.name)
         if rank == 0:
             _truncate_metrics(run / "metrics.csv", start)
-            experiment = open_loggers(config.log, run, kind="train", name=run.name, group=run.parent.name,
+            experiment = open_loggers(config.log, run, kind="train", name=run.name,
                                       config=config.to_dict(), purge_from=start + 1)
 
         logger.info("training %s/%s (%d params) with %s on %s, world size %d, %d train windows, steps %d..%d",
