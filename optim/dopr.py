@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import fnmatch
 import logging
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Iterable
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttfkit.optim.hybrid import HybridOptimizer
-from ttfkit.optim.lowrank import LowRankInverse, lowrank_inverse
+from ttfkit.optim.lowrank import LowRankInverse, lowrank_inverse, nystrom_inverse
 from ttfkit.optim.registry import AdamWConfig, MuonConfig, OptimizerConfig, register_optimizer
 
 __all__ = ["ActivationPreconditioner", "DoPr"]
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 _DAMPING_MODES = ("trace", "absolute")
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _MIN_TAU = 1e-12  # floor on tau so an all-zero Sigma (all-zero inputs, no bias) still factors
-_COLD_ITERS, _WARM_ITERS = 6, 2  # subspace iterations of a low-rank refresh: the first one, later ones
+_COLD_ITERS, _WARM_ITERS = 6, 2  # subspace iterations of a full-Sigma low-rank refresh: the first, later ones
 _GRAM_BLOCK, _GRAM_MAX_BLOCKS = 192, 8  # column panels of the statistics' Z^T Z (see _add_gram)
 DEFAULT_RANK = 64  # DoPr's default: cheap AP on layers with more than 128 inputs (see DoPr's docstring)
 
@@ -81,9 +82,13 @@ class DoPr(HybridOptimizer):
     Defaults, from ``scripts/bench_optim.py`` (CPU, 2 shared cores; numbers in the README's DoPr section):
 
     - ``rank=64`` (cheap AP): layers with d > 128 inputs use P ~ c I + U diag(coef) U^T from the top-64
-      Ritz pairs of Sigma (subspace iteration warm-started at each refresh; the rest of the spectrum at
-      its mean, :mod:`ttfkit.optim.lowrank`), so G P costs 4 out d k instead of 2 out d^2 and the
-      refresh 2 d^2 k per iteration instead of a d^3 factorisation. On the default MLP at batch 256 the
+      Ritz pairs of Sigma (the rest of the spectrum at its mean, :mod:`ttfkit.optim.lowrank`), so G P
+      costs 4 out d k instead of 2 out d^2. The first refresh runs subspace iteration on the full Sigma;
+      after it the hooks record only the sketch Z~^T (Z~ U) against the current basis U and tr(Sigma)
+      (4 n d k instead of 2 n d^2 per recorded batch) and each refresh is a Nystrom step from that
+      sketch (one power step per refresh, warm-started; d k^2 instead of a d^3 factorisation). On the
+      cosine to exact AP this tracks the earlier warm subspace iteration on the full Sigma within 0.02
+      (docs/results/2026-11-30/dopr-cost). On the default MLP at batch 256 the
       FLOP floor of G P falls from 1.71x to 1.17x; it is an approximation: the cheap AP gradient's
       cosine with exact AP's is 0.39-0.56 on the MLP's hidden layers (0.70-0.81 at rank 128, which
       would cost a 1.33x floor), and on the correlated-regression toy it keeps part of exact AP's
@@ -204,9 +209,12 @@ class ActivationPreconditioner:
         exclude: fnmatch patterns of layers to leave to the base optimizer.
         rank: None: exact AP, (Sigma + tau I)^-1 by Cholesky. An int k: layers with d > 2k inputs
             (bias included) use the rank-k-plus-isotropic inverse of :mod:`ttfkit.optim.lowrank`
-            (top-k Ritz pairs by subspace iteration warm-started from the last refresh, the rest of
-            the spectrum at its mean), so G P costs 4 out d k instead of 2 out d^2; smaller layers stay
-            exact. Exact for k >= d and for a rank-k Sigma plus a multiple of I.
+            (top-k Ritz pairs, the rest of the spectrum at its mean), so G P costs 4 out d k instead of
+            2 out d^2; smaller layers stay exact. The first refresh uses the full Sigma (subspace
+            iteration); with ``ema=None`` later windows record only Sigma's sketch against the last
+            basis and refresh by Nystrom (exact when rank(Sigma) <= k, or when the basis spans Sigma's
+            top-k eigenvectors and the rest of the spectrum is flat); with an EMA every refresh uses
+            the full Sigma, warm-started. Exact for k >= d and for a rank-k Sigma plus a multiple of I.
         max_retries: failed Cholesky factorisations retry with 10x the damping this many times; then
             the layer's raw gradient is used (logged).
         process_group: torch.distributed group for the statistics (default group when initialised).
@@ -329,6 +337,11 @@ class ActivationPreconditioner:
         for layer, n in zip(layers, counts):
             if n == 0:
                 continue
+            if layer.omega is not None:  # sketch layout (ema=None only): sum since the last refresh
+                layer.window = layer.sums.clone() if layer.window is None else layer.window.add_(layer.sums)
+                layer.fresh = True
+                layer.clear()
+                continue
             d = layer.d_in + 1
             if layer.window is None:
                 layer.window = torch.zeros(d, d, dtype=torch.float32, device=layer.sums.device)
@@ -344,6 +357,9 @@ class ActivationPreconditioner:
 
     def _refresh(self, name: str, layer: "_Layer") -> None:
         if not layer.fresh:
+            return
+        if layer.omega is not None:
+            self._refresh_sketch(name, layer)
             return
         full = _symmetric(layer.window)
         if self.ema is None:
@@ -379,53 +395,95 @@ class ActivationPreconditioner:
         layer.inverse, layer.tau = None, None
 
     def _refresh_lowrank(self, name: str, layer: "_Layer", sigma: torch.Tensor, tau: float) -> None:
+        """Cheap AP from the full Sigma: the first refresh (and every one with an EMA), subspace iteration
+        warm-started from the previous basis; later windows record sketches instead (ema=None)."""
         previous = layer.lowrank
         start = None if previous is None else previous.basis
         generator = torch.Generator().manual_seed(0)  # cold start: fixed, and the global RNG stays untouched
         inverse = lowrank_inverse(sigma, tau, self.rank, start=start, generator=generator,
                                   iters=_COLD_ITERS if previous is None else _WARM_ITERS)
+        self._set_lowrank(name, layer, inverse, tau)
+
+    def _refresh_sketch(self, name: str, layer: "_Layer") -> None:
+        """Cheap AP from the window's sketch Y = Sigma Omega and tr(Sigma) (Nystrom, :mod:`ttfkit.optim.lowrank`)."""
+        window, omega = layer.window, layer.omega
+        layer.fresh, layer.window = False, None
+        d = omega.shape[0]
+        n = window[-1]
+        sketch, trace = window[:-2].view_as(omega) / n, (window[-2] / n).item()
+        if not (torch.isfinite(sketch).all() and math.isfinite(trace)):
+            logger.warning("DoPr: non-finite input sketch in layer %r; using its raw gradient", name)
+            layer.lowrank, layer.tau = None, None
+            layer.use_sketch(None)
+            return
+        tau = max(self.damping * (trace / d if self.damping_mode == "trace" else 1.0), _MIN_TAU)
+        self._set_lowrank(name, layer, nystrom_inverse(sketch, omega, trace, tau), tau)
+
+    def _set_lowrank(self, name: str, layer: "_Layer", inverse: LowRankInverse, tau: float) -> None:
         if not (torch.isfinite(inverse.basis).all() and torch.isfinite(inverse.coef).all()
                 and inverse.scale < float("inf")):
             logger.warning("DoPr: low-rank refresh of layer %r is not finite; using its raw gradient", name)
             layer.lowrank, layer.tau = None, None
+            layer.use_sketch(None)
             return
         layer.lowrank, layer.tau = inverse, tau
+        # the next windows record Sigma against this basis (an EMA of Sigma needs the full matrix)
+        layer.use_sketch(inverse.basis if self.ema is None else None)
 
 
 class _Layer:
     """One covered module: its parameters, running sums and cached inverse.
 
-    The sums since the last fold live in one flat float32 buffer (one all-reduce under DDP): the Gram
-    matrix Z^T Z (d_in, d_in), of which only the upper block panels are accumulated (see
-    :func:`_add_gram`), the column sums Z^T 1 (d_in,) and the row count n. ``window`` keeps the
-    augmented (d_in + 1)^2 layout [[Z^T Z, Z^T 1], [1^T Z, n]]; its lower triangle is not read
-    (:func:`_symmetric`).
+    The sums since the last fold live in one flat float32 buffer (one all-reduce under DDP), in one of
+    two layouts (d = d_in + 1 with a bias, else d_in):
+
+    - full (exact AP, and cheap AP before its first refresh): the Gram matrix Z^T Z (d_in, d_in), of
+      which only the upper block panels are accumulated (:func:`_add_gram`), the column sums Z^T 1
+      (d_in,) and the row count n; ``window`` keeps the augmented (d_in + 1)^2 layout
+      [[Z^T Z, Z^T 1], [1^T Z, n]], whose lower triangle is not read (:func:`_symmetric`);
+    - sketch (cheap AP after its first refresh, ``omega`` set to that refresh's basis): Z~^T (Z~ Omega)
+      (d, k) for the rows Z~ (with the constant 1 column when there is a bias), tr(Z~^T Z~) and n;
+      ``window`` is their sum since the last refresh, same layout.
     """
 
     def __init__(self, module: nn.Module):
         self.module = module
         self.weight = module.weight
         self.bias = module.bias if module.bias is not None and module.bias.requires_grad else None
-        d_in = self.d_in = self.weight[0].numel()
-        self.sums = torch.zeros(d_in * d_in + d_in + 1, dtype=torch.float32, device=self.weight.device)
-        self.gram = self.sums[:d_in * d_in].view(d_in, d_in)  # upper block panels of Z^T Z
-        self.colsum = self.sums[d_in * d_in:-1]  # Z^T 1 (bias layers only)
-        self.count = self.sums[-1]  # n
+        self.d_in = self.weight[0].numel()
         self.window: torch.Tensor | None = None  # ema=None: summed sums since refresh; else EMA of Sigma
         self.fresh = False  # new statistics since the last refresh
         self.inverse: torch.Tensor | None = None  # (Sigma + tau I)^-1, (d, d): exact AP
         self.lowrank: LowRankInverse | None = None  # its rank-k-plus-isotropic form: cheap AP
         self.tau: float | None = None
+        self.use_sketch(None)
+
+    def use_sketch(self, omega: torch.Tensor | None) -> None:
+        """Switch the sums to the sketch layout against ``omega`` (d, k), or back to full (None); zeroes them."""
+        d_in, device = self.d_in, self.weight.device
+        self.omega = omega
+        if omega is None:
+            self.sums = torch.zeros(d_in * d_in + d_in + 1, dtype=torch.float32, device=device)
+            self.gram = self.sums[:d_in * d_in].view(d_in, d_in)  # upper block panels of Z^T Z
+            self.colsum = self.sums[d_in * d_in:-1]  # Z^T 1 (bias layers only)
+        else:
+            d, k = omega.shape
+            self.sums = torch.zeros(d * k + 2, dtype=torch.float32, device=device)
+            self.sketch = self.sums[:d * k].view(d, k)  # Z~^T Z~ Omega
+            self.trace = self.sums[-2]  # tr(Z~^T Z~)
+        self.count = self.sums[-1]  # n
 
     @property
     def acc(self) -> torch.Tensor:
-        """The sums since the last fold as one symmetric (d_in + 1)^2 matrix (a copy; n at [-1, -1])."""
+        """The full-layout sums since the last fold as one symmetric (d_in + 1)^2 matrix (a copy; n at [-1, -1])."""
+        if self.omega is not None:
+            raise ValueError("the layer records a sketch of Sigma, not Z^T Z")
         out = torch.zeros(self.d_in + 1, self.d_in + 1, dtype=torch.float32, device=self.sums.device)
         self.fold_into(out, 1.0)
         return _symmetric(out)
 
     def fold_into(self, window: torch.Tensor, scale: float) -> None:
-        """window (d_in + 1)^2 += scale * the augmented sums (upper triangle and the bias row/column)."""
+        """Full layout: window (d_in + 1)^2 += scale * the augmented sums (upper triangle, bias row/column)."""
         window[:-1, :-1].add_(self.gram, alpha=scale)
         window[-1, :-1].add_(self.colsum, alpha=scale)
         window[:-1, -1].add_(self.colsum, alpha=scale)
@@ -438,19 +496,27 @@ class _Layer:
         return self.inverse is None and self.lowrank is None
 
     def stateful(self) -> dict:
-        return {"acc": self.acc, "window": self.window, "fresh": self.fresh, "inverse": self.inverse,
+        return {"acc": self.acc if self.omega is None else self.sums, "omega": self.omega, "window": self.window,
+                "fresh": self.fresh, "inverse": self.inverse,
                 "lowrank": None if self.lowrank is None else self.lowrank.state(), "tau": self.tau}
 
     def load(self, state: dict) -> None:
-        d = self.d_in + 1
-        if tuple(state["acc"].shape) != (d, d):
-            raise ValueError(f"preconditioner state has sums of shape {tuple(state['acc'].shape)}, "
-                             f"layer needs {(d, d)}")
         device = self.weight.device
+        omega = state.get("omega")  # absent in states saved before the sketch layout existed
+        self.use_sketch(None if omega is None else omega.to(device=device, dtype=torch.float32).clone())
         acc = state["acc"].to(device=device, dtype=torch.float32)
-        self.gram.copy_(acc[:-1, :-1])
-        self.colsum.copy_(acc[-1, :-1])
-        self.count.copy_(acc[-1, -1])
+        if omega is not None:
+            if acc.shape != self.sums.shape:
+                raise ValueError(f"preconditioner state has sketch sums of shape {tuple(acc.shape)}, "
+                                 f"its omega {tuple(omega.shape)} needs {tuple(self.sums.shape)}")
+            self.sums.copy_(acc)
+        else:
+            d = self.d_in + 1
+            if tuple(acc.shape) != (d, d):
+                raise ValueError(f"preconditioner state has sums of shape {tuple(acc.shape)}, layer needs {(d, d)}")
+            self.gram.copy_(acc[:-1, :-1])
+            self.colsum.copy_(acc[-1, :-1])
+            self.count.copy_(acc[-1, -1])
         self.window = None if state["window"] is None else state["window"].to(device).clone()
         self.fresh = bool(state["fresh"])
         self.inverse = None if state["inverse"] is None else state["inverse"].to(device).clone()
@@ -532,10 +598,27 @@ def _accumulate(layer: _Layer, x: torch.Tensor) -> None:
         if isinstance(layer.module, nn.Conv1d) and x.dim() == 2:
             x = x.unsqueeze(0)  # unbatched (C, L)
         z = _rows(layer.module, x.detach()).float()  # (n, d_in)
+        layer.count.add_(z.shape[0])
+        if layer.omega is not None:
+            _add_sketch(layer, z)
+            return
         _add_gram(layer.gram, z)
         if layer.bias is not None:
             layer.colsum.add_(z.sum(0))
-        layer.count.add_(z.shape[0])
+
+
+def _add_sketch(layer: _Layer, z: torch.Tensor) -> None:
+    """sketch += Z~^T (Z~ Omega), trace += tr(Z~^T Z~) for the rows Z~ = [z, 1] (bias) or z: 4 n d k flops."""
+    omega, d_in = layer.omega, layer.d_in
+    if layer.bias is None:
+        projected = z @ omega  # (n, k)
+        layer.sketch.addmm_(z.T, projected)
+        layer.trace.add_(torch.linalg.vector_norm(z).square())
+        return
+    projected = torch.addmm(omega[d_in], z, omega[:d_in])  # (n, k) = [z, 1] Omega
+    layer.sketch[:d_in].addmm_(z.T, projected)
+    layer.sketch[d_in].add_(projected.sum(0))
+    layer.trace.add_(torch.linalg.vector_norm(z).square() + z.shape[0])
 
 
 def _add_gram(gram: torch.Tensor, z: torch.Tensor) -> None:

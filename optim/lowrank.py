@@ -12,14 +12,21 @@ so G P = c G + (G U) diag(coef) U^T costs 4 d_out d k flops instead of 2 d_out d
 k = d, and when Sigma is a rank-<=k matrix plus a multiple of the identity (then the complement's
 eigenvalues all equal rho). The top-k subspace comes from subspace iteration (block power method with
 QR, then Rayleigh-Ritz), warm-started from the previous refresh's basis: 2 d^2 k flops per iteration,
-against ~d^3 for a Cholesky factor and inverse. All functions are pure.
+against ~d^3 for a Cholesky factor and inverse.
+
+Sigma itself need not be formed: :func:`nystrom_inverse` builds the same form from a sketch
+Y = Sigma Omega against an orthonormal (d, k) block Omega (DoPr uses the previous refresh's basis, so
+the statistics cost 4 n d k instead of 2 n d^2 per batch of n rows) and tr(Sigma), through the Nystrom
+approximation Sigma ~ Y (Omega^T Y)^+ Y^T (Halko, Martinsson, Tropp 2011, sec. 5.4; Tropp, Yurtsever,
+Udell, Cevher 2017): one power step per refresh, exact when range(Sigma) lies in span(Omega) or
+span(Omega) is an invariant subspace holding Sigma's top k eigenvalues. All functions are pure.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["LowRankInverse", "lowrank_inverse", "top_eigenpairs", "apply_lowrank"]
+__all__ = ["LowRankInverse", "lowrank_inverse", "nystrom_inverse", "top_eigenpairs", "apply_lowrank"]
 
 
 class LowRankInverse:
@@ -80,6 +87,44 @@ def lowrank_inverse(sigma: torch.Tensor, tau: float, k: int, start: torch.Tensor
     rest = 0.0 if k == d else max((sigma.diagonal().sum() - lam.sum()).item() / (d - k), 0.0)
     scale = 1.0 / (rest + tau)
     return LowRankInverse(basis.contiguous(), 1.0 / (lam + tau) - scale, scale)
+
+
+def nystrom_inverse(sketch: torch.Tensor, omega: torch.Tensor, trace: float, tau: float,
+                    rcond: float = 1e-6) -> LowRankInverse:
+    """The rank-k-plus-isotropic approximation of (Sigma + tau I)^-1 from a sketch of Sigma.
+
+    Args:
+        sketch: Y = Sigma Omega, (d, k).
+        omega: (d, k) with orthonormal columns, k < d.
+        trace: tr(Sigma) (the complement's eigenvalues are set to their mean, as in :func:`lowrank_inverse`).
+        tau: damping > 0.
+        rcond: eigenvalues of Omega^T Y below rcond * its largest are treated as 0 (Sigma's rank inside
+            span(Omega) is then smaller than k; the basis is completed from Omega with eigenvalue 0).
+    Returns:
+        LowRankInverse with a (d, k) orthonormal basis in ``sketch``'s dtype; computed in float64.
+    """
+    d, k = sketch.shape
+    if tuple(omega.shape) != (d, k) or not 1 <= k < d:
+        raise ValueError(f"sketch {tuple(sketch.shape)} and omega {tuple(omega.shape)} must both be (d, k), k < d")
+    y, om = sketch.double(), omega.double()
+    core = om.T @ y  # (k, k) = Omega^T Sigma Omega
+    m, w = torch.linalg.eigh((core + core.T) / 2)
+    keep = m > rcond * m.max().clamp_min(0)
+    if not keep.any():  # Sigma vanishes on span(Omega): only the complement's mean remains
+        lam, basis = torch.zeros(k, dtype=y.dtype, device=y.device), om
+    else:
+        factor = (y @ w[:, keep]) / m[keep].sqrt()  # (d, r): Sigma_hat = factor factor^T
+        q, r = torch.linalg.qr(factor)
+        lam, v = torch.linalg.eigh(r @ r.T)
+        lam, basis = lam.flip(0).clamp_min(0.0), q @ v.flip(1)  # (r,), (d, r)
+        if basis.shape[1] < k:  # complete from Omega's part outside the Nystrom range, eigenvalue 0
+            rest = om - basis @ (basis.T @ om)
+            extra = torch.linalg.svd(rest, full_matrices=False).U[:, :k - basis.shape[1]]
+            lam = torch.cat([lam, lam.new_zeros(k - basis.shape[1])])
+            basis = torch.cat([basis, extra], 1)
+    rho = max((trace - lam.sum().item()) / (d - k), 0.0)
+    scale = 1.0 / (rho + tau)
+    return LowRankInverse(basis.to(sketch.dtype).contiguous(), (1.0 / (lam + tau) - scale).to(sketch.dtype), scale)
 
 
 def apply_lowrank(grad: torch.Tensor, inverse: LowRankInverse) -> torch.Tensor:

@@ -2,9 +2,11 @@
 
 Each rank trains the same seeded net on its half of every global batch with DoPr under DDP (step 1
 accumulates two local micro-batches, the first under ``no_sync``) and rank 0 saves the parameters
-for both bases to OUT.
+for both bases and both AP forms (exact; cheap AP at rank 2, whose windows after the first are sketches)
+to OUT.
 """
 
+import itertools
 import sys
 
 import torch
@@ -16,6 +18,7 @@ from ttfkit.optim import DoPr
 
 GLOBAL_BATCH = 8
 STEPS = 3
+RANKS = (None, 2)  # rank 2: both layers (7 and 25 inputs with the bias) take the low-rank path
 
 
 def build_net() -> nn.Module:
@@ -38,10 +41,10 @@ def main(out: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     results = {}
-    for base in ("adamw", "muon"):
+    for base, ap_rank in itertools.product(("adamw", "muon"), RANKS):
         net = build_net()
         ddp = DistributedDataParallel(net)
-        opt = DoPr(ddp, base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1)
+        opt = DoPr(ddp, base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1, rank=ap_rank)
         for step, (x, y) in enumerate(global_batches()):
             xs, ys = x.chunk(world)[rank], y.chunk(world)[rank]
             opt.zero_grad()
@@ -53,7 +56,7 @@ def main(out: str) -> None:
             else:
                 _loss(ddp, xs, ys).backward()
             opt.step()
-        results[base] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        results[base, ap_rank] = {k: v.detach().clone() for k, v in net.state_dict().items()}
     if rank == 0:
         torch.save(results, out)
     dist.destroy_process_group()

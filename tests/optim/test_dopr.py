@@ -145,6 +145,10 @@ def test_reparameterisation_invariance_step_by_step():
     gen = torch.Generator().manual_seed(4)
     d = 5
     a = torch.randn(d, d, generator=gen) + 2 * torch.eye(d)  # well-conditioned invertible A
+    # the init is pinned: damping 1e-10 in float32 leaves ~1e-5 typical and up to ~2e-3 differences, so
+    # with the global RNG's state of the moment ~13% of inits failed the 1e-4 tolerance (before and after
+    # the cheap-AP sketch change alike, 300 inits)
+    torch.manual_seed(0)
     net1 = nn.Sequential(nn.Linear(d, 6), nn.Tanh(), nn.Linear(6, 2))
     net2 = copy.deepcopy(net1)
     with torch.no_grad():

@@ -2,6 +2,7 @@
 
 import copy
 import importlib.util
+import itertools
 import os
 import subprocess
 import sys
@@ -32,10 +33,10 @@ def test_two_process_gloo_run_equals_single_process(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp_results = torch.load(out)
-    for base in ("adamw", "muon"):
+    for base, rank in itertools.product(("adamw", "muon"), worker.RANKS):
         net = worker.build_net()
         start = copy.deepcopy(net.state_dict())
-        opt = DoPr(net, base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1)
+        opt = DoPr(net, base=base, lr=1e-2, damping=1e-2, stat_every=1, inverse_every=1, rank=rank)
         for x, y in worker.global_batches():
             opt.zero_grad()
             worker._loss(net, x, y).backward()
@@ -44,7 +45,9 @@ def test_two_process_gloo_run_equals_single_process(tmp_path):
             assert not torch.allclose(value, start[key])
             # Muon's bfloat16 Newton-Schulz turns float32 reassociation into ~1e-4 (steps are ~1e-2)
             atol = 1e-5 if base == "adamw" else 3e-4
-            torch.testing.assert_close(ddp_results[base][key], value, rtol=0, atol=atol)
+            torch.testing.assert_close(ddp_results[base, rank][key], value, rtol=0, atol=atol)
+        if rank is not None:  # the last two windows were sketches, all-reduced across the ranks
+            assert all(layer.omega is not None for layer in opt.preconditioner.layers.values())
 
 
 def _mlp():

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ttfkit.optim import ActivationPreconditioner, DoPr, make_optimizer
-from ttfkit.optim.lowrank import apply_lowrank, lowrank_inverse, top_eigenpairs
+from ttfkit.optim.lowrank import apply_lowrank, lowrank_inverse, nystrom_inverse, top_eigenpairs
 from ttfkit.scripts.bench_optim import regression_steps
 
 
@@ -54,6 +54,42 @@ def test_rank_k_plus_identity_is_exact_at_rank_k(warm):
     assert _rel_err(lowrank_inverse(sigma, tau, k - 1, iters=6).dense(), exact) > 1e-2
 
 
+def test_nystrom_from_an_invariant_basis_is_exact():
+    # Sigma = V L V^T + rho I; a sketch against any orthonormal basis of span(V) gives the closed form
+    gen = torch.Generator().manual_seed(11)
+    d, k, tau = 50, 5, 1e-3
+    sigma = _low_rank_plus_identity(d, k, floor=0.02, generator=gen)
+    exact = torch.linalg.inv(sigma + tau * torch.eye(d, dtype=sigma.dtype))
+    top = torch.linalg.eigh(sigma).eigenvectors[:, -k:]
+    rotation, _ = torch.linalg.qr(torch.randn(k, k, generator=gen, dtype=sigma.dtype))
+    omega = top @ rotation
+    approx = nystrom_inverse(sigma @ omega, omega, sigma.trace().item(), tau)
+    assert _rel_err(approx.dense(), exact) < 1e-10
+    torch.testing.assert_close(approx.basis.T @ approx.basis, torch.eye(k, dtype=sigma.dtype), rtol=0, atol=1e-12)
+    # a basis off the invariant subspace is an approximation (one power step)
+    tilted, _ = torch.linalg.qr(omega + 0.3 * torch.randn(d, k, generator=gen, dtype=sigma.dtype))
+    assert _rel_err(nystrom_inverse(sigma @ tilted, tilted, sigma.trace().item(), tau).dense(), exact) > 1e-3
+
+
+def test_nystrom_of_a_low_rank_sigma_is_exact_and_completes_the_basis():
+    # rank(Sigma) = 3 < k = 6: exact from a generic Omega; the basis is completed with eigenvalue 0
+    gen = torch.Generator().manual_seed(12)
+    d, k, tau = 30, 6, 1e-2
+    z = torch.randn(3, d, generator=gen, dtype=torch.float64)
+    sigma = z.T @ z / 3
+    exact = torch.linalg.inv(sigma + tau * torch.eye(d, dtype=sigma.dtype))
+    omega, _ = torch.linalg.qr(torch.randn(d, k, generator=gen, dtype=sigma.dtype))
+    approx = nystrom_inverse(sigma @ omega, omega, sigma.trace().item(), tau)
+    assert _rel_err(approx.dense(), exact) < 1e-6
+    assert approx.basis.shape == (d, k)
+    torch.testing.assert_close(approx.basis.T @ approx.basis, torch.eye(k, dtype=sigma.dtype), rtol=0, atol=1e-10)
+    # Sigma = 0: only the damping remains
+    zero = nystrom_inverse(torch.zeros(d, k, dtype=torch.float64), omega, 0.0, tau)
+    torch.testing.assert_close(zero.dense(), torch.eye(d, dtype=torch.float64) / tau)
+    with pytest.raises(ValueError, match="omega"):
+        nystrom_inverse(sigma @ omega, omega[:, :-1], 1.0, tau)
+
+
 def test_ritz_values_are_the_top_eigenvalues():
     gen = torch.Generator().manual_seed(2)
     q, _ = torch.linalg.qr(torch.randn(40, 40, generator=gen, dtype=torch.float64))
@@ -89,6 +125,33 @@ def test_preconditioner_with_fewer_rows_than_rank_equals_exact_ap(bias):
     if bias:
         assert _rel_err(grads[8][1], grads[None][1]) < 1e-3
     assert _rel_err(grads[3][0], grads[None][0]) > 1e-2  # rank 3 < rank(Sigma): an approximation
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_sketched_refreshes_with_fewer_rows_than_rank_equal_exact_ap(bias):
+    # after its first refresh a cheap-AP layer records Z~^T Z~ Omega instead of Z^T Z; with 6 rows per
+    # window (rank(Sigma) <= 6 < k = 8) the Nystrom refresh is exact, so every step equals exact AP
+    gen = torch.Generator().manual_seed(13)
+    layer = nn.Linear(40, 5, bias=bias)
+    mix = torch.randn(40, 40, generator=gen)
+    batches = [(torch.randn(6, 40, generator=gen) @ mix, torch.randn(6, 5, generator=gen)) for _ in range(3)]
+    grads = {}
+    for rank in (None, 8):
+        net = copy.deepcopy(layer)
+        ap = ActivationPreconditioner(net, damping=1e-2, rank=rank)
+        grads[rank] = []
+        for x, w in batches:
+            net.zero_grad()
+            (net(x) * w).sum().backward()
+            ap.precondition_()
+            grads[rank].append(torch.cat([net.weight.grad, net.bias.grad[:, None]], 1) if bias else net.weight.grad.clone())
+        if rank is not None:
+            entry = ap.layers[""]
+            assert entry.omega is not None and entry.sums.shape == ((40 + bias) * rank + 2,)
+            with pytest.raises(ValueError, match="sketch"):
+                entry.acc
+    for cheap, exact in zip(grads[8], grads[None]):
+        assert _rel_err(cheap, exact) < 1e-3
 
 
 def test_dopr_defaults_to_cheap_ap_and_rank_none_is_exact():
