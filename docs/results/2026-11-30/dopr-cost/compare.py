@@ -98,6 +98,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ranks", nargs="*", default=["64"], help="'exact' and/or cheap-AP ranks")
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--windows", type=int, default=10)
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="untimed steps first (default: one window; 1 is enough to pass DoPr's first refresh)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="time DoPr's components (adds wrapper overhead)")
@@ -124,10 +126,12 @@ def main(argv=None) -> int:
     timers = {impl: _Timers(module) for impl, module in impls.items()} if args.profile else {}
     seconds = {label: [] for label in runs}
     parts = {label: [] for label in runs}
+    loads = []
+    warmup = args.window if args.warmup_steps is None else args.warmup_steps
     for window in range(args.windows + 1):  # window 0: warm-up (DoPr's first refresh)
         total = dict.fromkeys(runs, 0.0)
         part_total = {label: {} for label in runs}
-        for _ in range(args.window):
+        for _ in range(args.window if window else warmup):
             for label, (model, opt) in runs.items():
                 impl = label.split()[0]
                 if impl in timers:
@@ -138,15 +142,17 @@ def main(argv=None) -> int:
                 else:
                     total[label] += _step_seconds(model, opt, batch, device)
         if window:
+            loads.append(os.getloadavg()[0])
             for label in runs:
                 seconds[label].append(total[label] / args.window)
                 parts[label].append({k: v / args.window for k, v in part_total[label].items()})
+        steps = args.window if window else max(warmup, 1)
         print(f"window {window}/{args.windows} load {os.getloadavg()[0]:.1f} " +
-              " ".join(f"{label}={total[label] / args.window * 1e3:.1f}ms" for label in runs), flush=True)
+              " ".join(f"{label}={total[label] / steps * 1e3:.1f}ms" for label in runs), flush=True)
     rows = []
     for label in runs:
         row = {"net": args.net, "variant": label, "window": args.window, "windows": args.windows, **env,
-               "loadavg": os.getloadavg()[0], "seconds_median": statistics.median(seconds[label]),
+               "loadavg": os.getloadavg()[0], "loadavg_windows": loads, "seconds_median": statistics.median(seconds[label]),
                "seconds_min": min(seconds[label])}
         for base in args.bases:
             ratios = [t / b for t, b in zip(seconds[label], seconds[base])]

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The measurements of this folder, in order (one CPU-heavy job at a time). Run from the repository root.
+set -euo pipefail
+HERE=docs/results/2026-11-30/dopr-cost
+BEFORE=a8af087   # main before this work (cheap AP: warm subspace iteration on the full Sigma)
+PY=.venv/bin/python
+$PY $HERE/compare.py --net mlp --before $BEFORE --bases adamw muon --windows 15 --window 50 --profile \
+    --out $HERE/compare_mlp.jsonl > $HERE/compare_mlp.log 2>&1
+$PY $HERE/compare.py --net unet --before $BEFORE --bases adamw muon --windows 2 --window 50 --warmup-steps 1 \
+    --profile --out $HERE/compare_unet.jsonl > $HERE/compare_unet.log 2>&1
+$PY $HERE/accuracy_tracked.py --before $BEFORE --steps 500 --out $HERE/accuracy_tracked.jsonl \
+    > $HERE/accuracy_tracked.log 2>&1
