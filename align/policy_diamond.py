@@ -218,12 +218,19 @@ def save_diamond(dmap: DiamondMap, path: str | os.PathLike, *, teacher=None, met
             if name in ("config.json", "model.safetensors", "teacher") or "/" in name:
                 raise ValueError(f"extra file name {name!r} would clash with the checkpoint layout")
             (tmp / name).write_bytes(data)
-        replace_path(tmp, path)
+        replace_path(tmp, path, kind="diamond-map", legacy=_is_diamond_dir)  # older saves: generic marker
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("saved Diamond Map to %s", path)
     return path
+
+
+def _is_diamond_dir(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text()).get("kind") == "diamond_map"
+    except (OSError, ValueError):
+        return False
 
 
 def load_diamond(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[DiamondMap, object | None]:

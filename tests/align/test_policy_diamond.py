@@ -183,3 +183,25 @@ def test_checkpoints_without_the_xbar_input_still_load(policy_and_data, tmp_path
     assert loaded.net.xbar_input is False and (tmp_path / "old" / "note.txt").read_bytes() == b"kept"
     with pytest.raises(ValueError, match="clash"):
         save_diamond(old, tmp_path / "bad", teacher=policy, extra_files={"config.json": b"{}"})
+
+
+def test_diamond_maps_have_their_own_overwrite_kind(tmp_path):
+    """A Diamond Map is marked "diamond-map": a critic cannot replace it nor it a critic; one saved with the
+    generic marker (before maps had their own kind) is still replaced by a new map."""
+    import json
+
+    from ttfkit.align.critic import ChunkCritic, save_critic
+    from ttfkit.align.diamond import DiamondMap, MLPPhi
+    from ttfkit.data.atomic import MARKER
+
+    dm = save_diamond(DiamondMap(MLPPhi(4, hidden=8, depth=1)), tmp_path / "dm")
+    assert json.loads((dm / MARKER).read_text()) == {"kind": "diamond-map"}
+    with pytest.raises(FileExistsError, match="diamond-map"):
+        save_critic(ChunkCritic(3, 2, 2, hidden=4), dm)
+    critic = save_critic(ChunkCritic(3, 2, 2, hidden=4), tmp_path / "critic")
+    with pytest.raises(FileExistsError, match="chunk-critic"):
+        save_diamond(DiamondMap(MLPPhi(4, hidden=8, depth=1)), critic)
+    assert (critic / "config.json").is_file() and (dm / "config.json").is_file()
+    (dm / MARKER).write_text(json.dumps({"kind": "artefact"}))  # as maps were marked before
+    save_diamond(DiamondMap(MLPPhi(4, hidden=8, depth=1)), dm)
+    assert json.loads((dm / MARKER).read_text()) == {"kind": "diamond-map"}
