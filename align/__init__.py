@@ -16,11 +16,13 @@ from ttfkit.align.diamond import (
 )
 from ttfkit.align.guidance import PosteriorValueGrad, guided_sample
 from ttfkit.align.nfe import NFECounter
+from ttfkit.align.one_step import OneStepPolicy, one_step_sample
 from ttfkit.align.policy import AlignConfig, AlignedPolicy
 from ttfkit.align.result import AlignResult
 from ttfkit.align.rewards import list_rewards, make_reward, register_reward
 from ttfkit.align.search import best_of_n, sample_ode
 from ttfkit.align.smc import estimate_value, smc
+from ttfkit.align.weighted import WeightedDiamondValueGrad, weighted_diamond_sample
 
 __all__ = [
     "AlignConfig",
@@ -30,7 +32,9 @@ __all__ = [
     "DiamondMap",
     "MLPPhi",
     "NFECounter",
+    "OneStepPolicy",
     "PosteriorValueGrad",
+    "WeightedDiamondValueGrad",
     "best_of_n",
     "diamond_posterior_sample",
     "diamond_transition",
@@ -39,7 +43,9 @@ __all__ = [
     "guided_sample",
     "list_rewards",
     "make_reward",
+    "one_step_sample",
     "register_reward",
     "sample_ode",
     "smc",
+    "weighted_diamond_sample",
 ]
