@@ -12,8 +12,10 @@ pay at different rates, and each part is timed as a full step in the same proces
 the baseline (so load drift hits all alike):
 
     apply   DoPr with no recording and no refresh after step 0: base + G P per layer
-    stats   DoPr recording every step, never refreshing:        + Z^T Z in the forward hooks
-    full    DoPr (stat_every=1, inverse_every=1):                + Cholesky + inverse every step
+    stats   DoPr recording every step, never refreshing:        + the forward hooks' statistics (Z^T Z;
+                                                                  cheap AP layers after step 0: the sketch)
+    full    DoPr (stat_every=1, inverse_every=1):                + a refresh every step (Cholesky + inverse;
+                                                                  cheap AP: Nystrom from the sketch)
 
 The amortised setting (s, i) costs apply + (stats - apply) / s + (full - stats) / i per step; its
 ratio to the baseline is computed per repetition and summarised by median [min, max]; "min/min" is
