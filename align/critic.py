@@ -350,7 +350,7 @@ class _Recorder:
         return action
 
     def _record(self, obs_batch, chunk, slots) -> None:
-        cond = self.base.encode_obs(obs_batch)
+        cond = self.base.encode_obs_blocks(obs_batch)  # as AlignedPolicy computes it
         xn = self.base._normalize(self.base.config.action_key, chunk)
         for i, j in enumerate(slots):  # kept on the CPU, where the critic is fitted
             self.records.append((self.seeds[j], self.steps[j], cond[i].cpu(), xn[i].cpu()))

@@ -171,7 +171,7 @@ class AlignedPolicy:
         This is the public entry point (the evaluator's policy hook, and what the LeRobot plugin calls).
         """
         pol, cfg = self.policy, self.policy.config
-        cond = pol.encode_obs(obs_batch)  # (b, Dc)
+        cond = pol.encode_obs_blocks(obs_batch)  # (b, Dc), independent of how many slots plan at once
         chunks = []
         for b, slot in enumerate(slots):
             t0 = time.perf_counter()

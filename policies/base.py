@@ -202,6 +202,18 @@ class ChunkPolicy(nn.Module):
         return self.compute_loss(batch, generator=generator, noise=noise)
 
     @torch.no_grad()
+    def encode_obs_blocks(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``encode_obs`` computed in blocks of exactly ``block_rows`` rows (see ``predict_action_chunk``),
+        so a row's features do not depend on the batch it came in (aligned policies, critic records)."""
+        n = next(iter(obs_batch.values())).shape[0]
+        out = []
+        for start in range(0, n, self.block_rows):
+            rows = slice(start, min(n, start + self.block_rows))
+            cond = self.encode_obs({k: _pad_rows(v[rows], self.block_rows) for k, v in obs_batch.items()})
+            out.append(cond[:rows.stop - start])
+        return torch.cat(out)
+
+    @torch.no_grad()
     def predict_action_chunk(self, obs_batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
                              noise: torch.Tensor | None = None) -> torch.Tensor:
         """{key: (B, To, ...)} in dataset units -> actions (B, H, Da) in dataset (unnormalised) units.

@@ -134,3 +134,19 @@ def test_ttf_align_cli(tmp_path, tiny_policy, capsys):
     assert res["eval"]["n_episodes"] == 1
     assert main(["align", "--policy", str(tmp_path / "ckpt"), "--env", ENV, "--method", "smc",
                  "--reward", "critic"]) == 2
+
+
+def test_aligned_episodes_do_not_depend_on_how_many_envs_plan_at_once(tiny_policy):
+    """Per-episode noise and block-wise observation encoding: best-of-N with a (random) critic gives the same
+    episodes with 1, 2 or 3 envs; a critic fed per-batch features would drift in the last bits and pick
+    other candidates."""
+    torch.manual_seed(1)
+    critic = ChunkCritic(tiny_policy.encoder.out_dim, 8, 4, hidden=16, members=2)
+    reward = CriticReward(critic, tiny_policy)
+    results = []
+    for n in (1, 2, 3):
+        aligned = AlignedPolicy(tiny_policy, reward, AlignConfig(method="best-of-n", particles=4), seed_base=3)
+        results.append(evaluate(aligned, "ttfkit/metaworld-reach-v3", 4, seed=11, n_envs=n, workers=0, max_steps=20))
+    for r in results[1:]:
+        assert r.returns == results[0].returns and r.lengths == results[0].lengths
+    assert len(set(results[0].returns)) == 4
