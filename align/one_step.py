@@ -45,3 +45,8 @@ class OneStepPolicy(FlowPolicy):
 
     def _sample(self, cond: Tensor, noise: Tensor, generator: torch.Generator | None) -> Tensor:
         return one_step_sample(self.dmap, cond, noise=noise, generator=generator)
+
+    def _sampler_draws_noise(self) -> bool:
+        """The map's x_0 input is drawn from the generator too, so ``plan_chunks`` samples row by row on each
+        slot's generator: an episode's chunks depend on its seed alone, not on torch's global RNG."""
+        return True

@@ -38,7 +38,8 @@ from ttfkit.data.atomic import replace_path
 from ttfkit.align.diamond import DiamondConfig, DiamondMap, MLPPhi, _sinusoidal, distillation_loss
 
 __all__ = [
-    "PolicyPhi", "Distiller", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "FORMAT_VERSION",
+    "PolicyPhi", "Distiller", "policy_diamond", "distill_policy", "save_diamond", "load_diamond", "build_diamond",
+    "FORMAT_VERSION",
 ]
 
 logger = logging.getLogger(__name__)
@@ -249,21 +250,28 @@ def load_diamond(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         from ttfkit.policies import load
 
         teacher = load(path / "teacher", device=device)
-    phi = config["phi"]
-    dcfg = DiamondConfig(**config["diamond"])
-    if phi["type"] == "policy":
-        if teacher is None:
-            raise ValueError(f"{cfg_file}: a policy Diamond Map needs teacher/ beside it")
-        dmap = policy_diamond(teacher, dcfg, time_dim=phi["time_dim"], xbar_input=phi.get("xbar_input", False))
-    elif phi["type"] == "mlp":
-        net = MLPPhi(phi["dim"], hidden=phi["hidden"], depth=phi["depth"], cond_dim=phi["cond_dim"],
-                     time_dim=phi["time_dim"])
-        dmap = DiamondMap(net, dcfg)
-    else:
-        raise ValueError(f"{cfg_file}: unknown phi type {phi['type']!r}")
+    try:
+        dmap = build_diamond(config["phi"], DiamondConfig(**config["diamond"]), teacher)
+    except ValueError as err:
+        raise ValueError(f"{cfg_file}: {err}") from err
     state = load_file(str(path / "model.safetensors"))
     try:
         dmap.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"weights in {path / 'model.safetensors'} do not match {cfg_file}: {err}") from err
     return dmap.to(device).eval(), teacher
+
+
+def build_diamond(phi: dict, config: DiamondConfig, teacher=None) -> DiamondMap:
+    """An untrained DiamondMap of the sizes ``phi`` (config.json's "phi": {"type": "policy", "time_dim",
+    "xbar_input"} with the flow ``teacher`` whose backbone it copies, or {"type": "mlp", "dim", "hidden", "depth",
+    "cond_dim", "time_dim"}); its weights are loaded afterwards (:func:`load_diamond`, the LeRobot export)."""
+    if phi["type"] == "policy":
+        if teacher is None:
+            raise ValueError("a policy Diamond Map needs its teacher policy (teacher/ beside it)")
+        return policy_diamond(teacher, config, time_dim=phi["time_dim"], xbar_input=phi.get("xbar_input", False))
+    if phi["type"] == "mlp":
+        net = MLPPhi(phi["dim"], hidden=phi["hidden"], depth=phi["depth"], cond_dim=phi["cond_dim"],
+                     time_dim=phi["time_dim"])
+        return DiamondMap(net, config)
+    raise ValueError(f"unknown phi type {phi['type']!r} (expected 'policy' or 'mlp')")

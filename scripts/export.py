@@ -2,10 +2,14 @@
 
     ttf export lerobot --checkpoint runs/flow/checkpoints/step_001000 --out exported/flow_lerobot
     ttf export lerobot --checkpoint CKPT --out DIR --align best-of-n --reward smoothness --particles 8
+    ttf export lerobot --checkpoint runs/pp_diamond/teacher --diamond runs/pp_diamond --out exported/one_step
 
 `lerobot` writes a LeRobot pretrained-policy directory (policy type "ttfkit": config.json,
 model.safetensors, policy_pre/postprocessor.json with ttfkit's normalisation stats) that LeRobot
 0.4.4 loads offline (`--policy.path=DIR` in lerobot-eval / lerobot-record / lerobot-train).
+`--diamond DIR` (a `ttf distill` directory whose teacher is --checkpoint) carries the Diamond Map inside
+model.safetensors: without --align the export is the one-step policy (one map call per chunk); with
+--align smc|guidance the map is the posterior sampler instead of GLASS.
 Needs `make lerobot` (LeRobot 0.4.4 + the lerobot_policy_ttfkit plugin).
 """
 
@@ -37,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--particles", type=int, default=8, help="best-of-N candidates / SMC particles")
     p.add_argument("--critic", default=None, help="`ttf critic` directory for --reward critic (weights travel "
                                                    "inside the export)")
+    p.add_argument("--diamond", default=None, metavar="DIR",
+                   help="`ttf distill` directory of --checkpoint: one-step policy, or the posterior of --align "
+                        "smc|guidance (weights travel inside the export)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -66,6 +73,6 @@ def main(args: argparse.Namespace) -> int:
 
         critic = load_critic(args.critic)
     out = export_ttfkit_policy(args.checkpoint, args.out, weights=args.weights, align=align, critic=critic,
-                               overwrite=args.overwrite)
+                               diamond=args.diamond, overwrite=args.overwrite)
     print(f"wrote {out} (LeRobot policy type 'ttfkit'; load with --policy.path={out})")
     return 0

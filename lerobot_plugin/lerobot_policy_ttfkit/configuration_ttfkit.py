@@ -27,6 +27,7 @@ _NAMED_KEYS = {"observation.state": "agent_pos", "observation.environment_state"
                "observation.image": "pixels"}
 _IMAGE_PREFIX = "observation.images."
 _POLICIES = ("flow", "diffusion")
+_DIAMOND_METHODS = ("smc", "guidance")  # the align methods that sample posteriors (best-of-N would ignore a map)
 
 
 def to_ttfkit_key(feature: str) -> str:
@@ -63,6 +64,11 @@ class TtfkitConfig(PreTrainedConfig):
             normalise (a policy trained in LeRobot with ``--policy.type=ttfkit``).
         align: inference-time alignment settings carried with the policy (e.g. {"method": "smc",
             "reward": "goal_distance", "particles": 16}); empty for plain sampling.
+        diamond: a Diamond Map distilled from this flow policy (``ttf export lerobot --diamond DIR``):
+            {"config": DiamondConfig fields, "phi": its network sizes (``ttfkit.align.policy_diamond``),
+            "meta": provenance}; its weights travel in model.safetensors. Without ``align`` the policy is
+            ttfkit's one-step policy (one map call at t=0 samples a chunk; weights ``model.dmap.*``); with
+            ``align`` (method "smc" or "guidance") the map is the aligner's posterior sampler (``diamond.*``).
         optimizer_lr, optimizer_betas, optimizer_eps, optimizer_weight_decay, optimizer_grad_clip_norm:
             AdamW preset used by ``lerobot-train``.
     """
@@ -77,6 +83,7 @@ class TtfkitConfig(PreTrainedConfig):
         "ENV": NormalizationMode.MIN_MAX, "ACTION": NormalizationMode.MIN_MAX})
     normalizer: dict[str, Any] = field(default_factory=dict)
     align: dict[str, Any] = field(default_factory=dict)
+    diamond: dict[str, Any] = field(default_factory=dict)
     optimizer_lr: float = 1e-4
     optimizer_betas: tuple[float, float] = (0.95, 0.999)
     optimizer_eps: float = 1e-8
@@ -94,6 +101,15 @@ class TtfkitConfig(PreTrainedConfig):
             if set(modes.values()) != {NormalizationMode.IDENTITY.value}:
                 raise ValueError(f"TtfkitConfig: with a ttfkit normalizer every normalization_mapping "
                                  f"entry must be IDENTITY (else inputs are normalised twice), got {modes}")
+        if self.diamond:
+            missing = sorted({"config", "phi"} - set(self.diamond))
+            if missing or self.policy != "flow":
+                raise ValueError(f"TtfkitConfig: diamond needs a flow policy and the keys 'config' and 'phi', got "
+                                 f"{self.policy=} and keys {sorted(self.diamond)}")
+            method = self.align.get("method", "none") if self.align else None
+            if method is not None and method not in _DIAMOND_METHODS:
+                raise ValueError(f"TtfkitConfig: a Diamond Map is used by align methods {_DIAMOND_METHODS}, got "
+                                 f"{method=}")
         derived = {"obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps"}
         clash = sorted(derived & set(self.policy_config))
         if clash:

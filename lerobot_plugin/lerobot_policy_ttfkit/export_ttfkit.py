@@ -36,7 +36,7 @@ _KIND = "lerobot-policy"  # ttfkit.data.atomic marker: --overwrite replaces only
 
 def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
                          weights: str = "auto", align: dict | None = None, critic: Any = None,
-                         overwrite: bool = False) -> Path:
+                         diamond: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Export the ttfkit checkpoint directory ``checkpoint`` as a LeRobot policy in ``out_dir``.
 
     ``weights``: "auto" (EMA when saved, as ttfkit deploys), "model" or "ema". Observation keys map
@@ -48,6 +48,10 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     "reward": registered reward name, "reward_options": {...}, **other AlignConfig fields}``
     (flow policies with a normaliser only; see ``modeling_ttfkit``). ``critic``: the ``ChunkCritic`` of
     reward "critic" (fitted for this checkpoint: checked), exported inside model.safetensors.
+    ``diamond``: a ``ttf distill`` directory whose teacher is this checkpoint (checked: same weights and
+    normaliser); the map's weights go inside model.safetensors. Without ``align`` the export is the one-step
+    policy (one map call samples a chunk); with ``align`` method "smc" or "guidance" the map replaces GLASS
+    as the posterior sampler.
     """
     from ttfkit.policies import load
 
@@ -68,6 +72,9 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         inputs[feature] = PolicyFeature(type=kind, shape=tuple(shape))
     outputs = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(cfg.action_dim,))}
     extra = {}
+    dmap = None
+    if diamond is not None:
+        dmap, extra["diamond"] = _diamond_spec(diamond, source, checkpoint, align)
     if align:
         if source.name != "flow" or source.normalizer is None:
             raise ValueError(f"{checkpoint}: alignment needs a flow policy with a normaliser, got "
@@ -81,7 +88,7 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
             check_critic(critic, source)  # sizes and the policy fingerprint it was fitted for
             meta = {k: v for k, v in critic.meta.items() if k != "policy_fingerprint"}
             align["critic"] = {"sizes": critic.sizes, "meta": meta}
-        extra = {"align": _jsonable(align)}
+        extra["align"] = _jsonable(align)
     config = TtfkitConfig(
         policy=source.name, device="cpu", push_to_hub=False, input_features=inputs, output_features=outputs,
         n_obs_steps=cfg.n_obs_steps, horizon=cfg.horizon, n_action_steps=cfg.n_action_steps,
@@ -92,7 +99,14 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         **extra)
 
     policy = TtfkitPolicy(config)  # save_pretrained writes its (identity) processors too
-    policy.model.load_state_dict(source.state_dict(), strict=True)
+    if dmap is not None and policy.diamond is None:  # one-step: the map is the model's own submodule
+        from ttfkit.align.one_step import OneStepPolicy
+
+        policy.model.load_state_dict(OneStepPolicy(source, dmap).state_dict(), strict=True)
+    else:
+        policy.model.load_state_dict(source.state_dict(), strict=True)
+    if policy.diamond is not None:
+        policy.diamond.load_state_dict(dmap.state_dict(), strict=True)
     if policy.critic is not None:
         policy.critic.load_state_dict(critic.state_dict(), strict=True)
 
@@ -104,6 +118,31 @@ def export_ttfkit_policy(checkpoint: str | os.PathLike, out_dir: str | os.PathLi
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def _diamond_spec(path, source, checkpoint, align: dict | None) -> tuple[Any, dict]:
+    """(DiamondMap, config's ``diamond`` entry) from the ``ttf distill`` directory ``path``, checked against
+    the exported policy ``source`` (its teacher) and the ``align`` method that would use it."""
+    from ttfkit.align.critic import policy_fingerprint
+    from ttfkit.align.policy_diamond import load_diamond
+
+    if source.name != "flow" or source.normalizer is None:
+        raise ValueError(f"{checkpoint}: a Diamond Map needs a flow policy with a normaliser, got {source.name!r} "
+                         f"(normaliser: {source.normalizer is not None})")
+    method = (align or {}).get("method")
+    if method not in (None, "smc", "guidance"):
+        raise ValueError(f"--align {method} does not use a Diamond Map (it samples with the flow ODE); a map is "
+                         "carried for the one-step policy (no --align) or as the posterior of smc / guidance")
+    dmap, teacher = load_diamond(path)
+    if teacher is None:
+        raise ValueError(f"{path}: Diamond Map without teacher/, so it cannot be checked against {checkpoint}")
+    want, got = policy_fingerprint(source), policy_fingerprint(teacher)
+    if got != want:
+        raise ValueError(f"{path}: Diamond Map distilled from policy {got}, not from {checkpoint} ({want}); export "
+                         f"its teacher (--checkpoint {Path(path) / 'teacher'}) or distill a map for this checkpoint")
+    saved = json.loads((Path(path) / "config.json").read_text())
+    meta = {"source": str(path), "teacher_fingerprint": got, **saved.get("metadata", {})}
+    return dmap, _jsonable({"config": dmap.config.to_dict(), "phi": saved["phi"], "meta": meta})
 
 
 def _is_policy_export(path: Path) -> bool:

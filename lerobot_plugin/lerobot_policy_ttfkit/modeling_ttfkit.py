@@ -13,6 +13,12 @@ With ``config.align`` set (``ttf export lerobot --align ...``) the chunks come f
 ``AlignedPolicy`` (best-of-N / SMC / guidance under a registered reward), which reads chunks and
 observations in env units through the same inside normaliser.
 
+With ``config.diamond`` set (``ttf export lerobot --diamond DIR``) a Diamond Map distilled from the flow policy
+travels in model.safetensors: without ``align`` the wrapped model is ttfkit's ``OneStepPolicy`` (one map call
+samples a chunk; the map's weights are ``model.dmap.*``), with ``align`` the map is ``AlignedPolicy``'s posterior
+sampler for SMC / guidance (``diamond.*``). The one-step sampler draws, after the initial noise, the map's x_0
+input from the same ``generator``.
+
 Batch shapes (B batch, To obs steps, H horizon, Da action dim), in the units LeRobot's processors
 hand over (dataset units for exports, normalised otherwise):
 - ``forward`` (training, LeRobotDataset with this config's delta timestamps): ``observation.*``
@@ -74,13 +80,23 @@ class TtfkitPolicy(PreTrainedPolicy):
             from ttfkit.data import Normalizer
 
             normalizer = Normalizer.from_dict(stats)
-        self.model = make_policy(config.policy, normalizer=normalizer, **{
+        model = make_policy(config.policy, normalizer=normalizer, **{
             **config.policy_config, "obs_shapes": obs_shapes,
             "action_dim": config.output_features[ACTION].shape[0], "horizon": config.horizon,
             "n_obs_steps": config.n_obs_steps, "n_action_steps": config.n_action_steps})
-        # a critic reward travels as a submodule, so its weights live in model.safetensors (no pickle)
+        # a critic reward and a Diamond Map travel as submodules, so their weights live in model.safetensors
         self.critic = _make_critic(align.pop("critic")) if "critic" in align else None
-        self.aligned = _make_aligned(self.model, align, self.critic) if align else None
+        self.diamond = None
+        if config.diamond:
+            dmap = _make_diamond(model, config.diamond)
+            if align:
+                self.diamond = dmap  # the aligner's posterior sampler
+            else:
+                from ttfkit.align.one_step import OneStepPolicy
+
+                model = OneStepPolicy(model, dmap)  # one map call per chunk
+        self.model = model
+        self.aligned = _make_aligned(self.model, align, self.critic, self.diamond) if align else None
         self._obs_history: deque = deque(maxlen=config.n_obs_steps)
         self._action_queue: deque = deque()
 
@@ -120,6 +136,9 @@ class TtfkitPolicy(PreTrainedPolicy):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Training loss on a normalised batch (module docstring) -> (loss, metrics)."""
+        if self.config.diamond:
+            raise RuntimeError("TtfkitPolicy with a Diamond Map cannot be fine-tuned: the map was distilled for "
+                               "these weights (fine-tune the plain export, then distill a new map)")
         self._require_stats()
         obs = {key: batch[feature] for feature, key in self.key_map.items()}
         return self.model.compute_loss({"obs": obs, "action": batch[ACTION]})
@@ -174,10 +193,11 @@ class TtfkitPolicy(PreTrainedPolicy):
                                "directory whose processors hold them (ttf export lerobot writes them)")
 
 
-def _make_aligned(model: Any, align: dict[str, Any], critic: Any = None) -> Any:
+def _make_aligned(model: Any, align: dict[str, Any], critic: Any = None, diamond: Any = None) -> Any:
     """ttfkit's AlignedPolicy around ``model`` from the config's ``align`` dict (minus the stats and the
     critic): {"reward": name, "reward_options": {...}, **AlignConfig fields}; reward "critic" uses
-    ``critic`` (its weights are loaded with the policy's)."""
+    ``critic`` (its weights are loaded with the policy's); ``diamond``, a DiamondMap, replaces GLASS as the
+    posterior sampler."""
     from ttfkit.align import make_reward
     from ttfkit.align.policy import AlignConfig, AlignedPolicy
 
@@ -190,7 +210,16 @@ def _make_aligned(model: Any, align: dict[str, Any], critic: Any = None) -> Any:
             raise KeyError("TtfkitConfig.align has reward 'critic' but no 'critic' sizes (ttf export lerobot "
                            "--reward critic --critic DIR writes them)")
         options = {**options, "critic": critic, "policy": model}
-    return AlignedPolicy(model, make_reward(name, **options), AlignConfig(**align))
+    return AlignedPolicy(model, make_reward(name, **options), AlignConfig(**align),
+                         posterior="glass" if diamond is None else diamond)
+
+
+def _make_diamond(model: Any, spec: dict[str, Any]) -> Any:
+    """An untrained DiamondMap of the exported sizes for the flow ``model``; ``from_pretrained`` fills its weights."""
+    from ttfkit.align.diamond import DiamondConfig
+    from ttfkit.align.policy_diamond import build_diamond
+
+    return build_diamond(spec["phi"], DiamondConfig(**spec["config"]), model).eval()
 
 
 def _make_critic(spec: dict[str, Any]) -> Any:

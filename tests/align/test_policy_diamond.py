@@ -205,3 +205,29 @@ def test_diamond_maps_have_their_own_overwrite_kind(tmp_path):
     (dm / MARKER).write_text(json.dumps({"kind": "artefact"}))  # as maps were marked before
     save_diamond(DiamondMap(MLPPhi(4, hidden=8, depth=1)), dm)
     assert json.loads((dm / MARKER).read_text()) == {"kind": "diamond-map"}
+
+
+def test_one_step_episodes_depend_on_their_seed_only(policy_and_data):
+    """The map's x_0 input is drawn from the slot's generator (not torch's global RNG), so an episode's actions are
+    a function of its seed, whatever the global RNG state or the other slots."""
+    policy, ds, _ = policy_and_data
+    dmap = policy_diamond(policy)
+    with torch.no_grad():  # make x_0 matter: move the zero-initialised layer
+        dmap.net.extra.weight.normal_(generator=torch.Generator().manual_seed(0))
+    one = OneStepPolicy(policy, dmap)
+    obs = next(iter(DataLoader(ds, batch_size=3)))["obs"]
+    env_obs = {k: v[:, -1].numpy() for k, v in obs.items()}
+
+    def run(global_seed, slot_seeds, rows=(0, 1, 2)):
+        torch.manual_seed(global_seed)
+        one.reset()
+        for j, seed in enumerate(slot_seeds):
+            one.reset_slot(j, seed=seed)
+        step = {k: v[list(rows)] for k, v in env_obs.items()}
+        return torch.stack([one.select_action(step) for _ in range(5)], 1)  # (B, 5, Da)
+
+    a = run(0, [10, 11, 12])
+    torch.testing.assert_close(run(1, [10, 11, 12]), a, rtol=0, atol=0)
+    moved = run(2, [12, 10, 11], rows=(2, 0, 1))  # every episode in another slot
+    torch.testing.assert_close(moved, a[[2, 0, 1]], rtol=0, atol=0)
+    assert (run(0, [13, 11, 12])[0] - a[0]).abs().max() > 1e-4

@@ -100,16 +100,25 @@ def test_same_observations_and_noise_give_ttfkits_actions(exported, name):
     assert (other - want).abs().max() > 1e-3
 
     # Closed loop: one env step at a time through select_action, same generator seeds.
-    ttfkit.reset()
+    _same_seeded_actions(policy, pre, post, ttfkit, _obs_batch(exported["store"], batch=3, n_obs_steps=6, seed=2))
+
+
+def _same_seeded_actions(policy, pre, post, reference, steps, reseed_global: bool = False) -> None:
+    """Step the LeRobot policy and the ttfkit policy ``reference`` through the same windows, each with its own
+    generator of seed 5; their actions must be equal. ``reseed_global``: torch's global RNG gets a different seed
+    on each side before every step (the actions must not depend on it)."""
+    reference.reset()
     policy.reset()
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    steps = _obs_batch(exported["store"], batch=3, n_obs_steps=6, seed=2)
-    for t in range(6):
+    for t in range(next(iter(steps.values())).shape[1]):
         step = {key: steps[key][:, t] for key in FEATURES.values()}
         env_step = {**step, "pixels": (step["pixels"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8)}
-        a_ttfkit = ttfkit.select_action({k: v.numpy() for k, v in env_step.items()}, generator=g1)
-        lr_step = pre({feature: step[key] for feature, key in FEATURES.items()})
-        a_lerobot = post(policy.select_action(lr_step, generator=g2))
+        if reseed_global:
+            torch.manual_seed(t)
+        a_ttfkit = reference.select_action({k: v.numpy() for k, v in env_step.items()}, generator=g1)
+        if reseed_global:
+            torch.manual_seed(100 + t)
+        a_lerobot = post(policy.select_action(pre({f: step[k] for f, k in FEATURES.items()}), generator=g2))
         torch.testing.assert_close(a_lerobot, a_ttfkit, rtol=0, atol=0)
 
 
@@ -272,3 +281,120 @@ def _same_aligned_actions(policy, pre, post, reference, steps) -> None:
             torch.manual_seed(t)
             got = post(policy.select_action(pre({f: step[k] for f, k in FEATURES.items()})))
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def diamond_dir(exported, tmp_path_factory):
+    """A `ttf distill`-format directory: a Diamond Map of the flow checkpoint (its teacher saved beside it), with
+    every weight moved off its initialisation (the zero-initialised layer included, so x_0 and x_t matter)."""
+    from ttfkit.align.policy_diamond import policy_diamond, save_diamond
+
+    teacher = load(exported["flow"][0])
+    dmap = policy_diamond(teacher)
+    with torch.no_grad():
+        for i, p in enumerate(dmap.parameters()):
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(100 + i)))
+    return save_diamond(dmap, tmp_path_factory.mktemp("diamond") / "dm", teacher=teacher,
+                        metadata={"steps": 0})
+
+
+def test_one_step_export_carries_the_map_and_acts_like_ttfkits_one_step_policy(exported, diamond_dir, tmp_path):
+    from ttfkit.align.one_step import OneStepPolicy
+    from ttfkit.align.policy_diamond import load_diamond
+    from ttfkit.scripts.cli import main
+
+    ckpt, plain_dir = exported["flow"]
+    out = tmp_path / "one_step"
+    assert main(["export", "lerobot", "--checkpoint", str(ckpt), "--out", str(out), "--diamond", str(diamond_dir)]) == 0
+    dmap, _ = load_diamond(diamond_dir)
+    weights, plain = load_file(out / "model.safetensors"), load_file(plain_dir / "model.safetensors")
+    for k, v in dmap.state_dict().items():  # the map's weights travel in model.safetensors, beside the teacher's
+        assert torch.equal(weights[f"model.dmap.{k}"], v), k
+    assert {k for k in weights if not k.startswith("model.dmap.")} == set(plain)
+    config = json.loads((out / "config.json").read_text())
+    assert config["diamond"]["phi"] == {"type": "policy", "time_dim": 32, "xbar_input": True} and not config["align"]
+    # The map's own teacher/ directory exports the same policy.
+    assert main(["export", "lerobot", "--checkpoint", str(diamond_dir / "teacher"), "--out", str(tmp_path / "t"),
+                 "--diamond", str(diamond_dir)]) == 0
+    again = load_file(tmp_path / "t" / "model.safetensors")
+    assert sorted(again) == sorted(weights) and all(torch.equal(again[k], weights[k]) for k in weights)
+
+    cfg = PreTrainedConfig.from_pretrained(out)
+    cfg.pretrained_path = out
+    policy = make_policy(cfg, ds_meta=LeRobotDatasetMetadata("local/dataset", root=exported["dataset"]))  # factory
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
+    reference = OneStepPolicy(load(ckpt), dmap)
+    pc = reference.config
+    obs = _obs_batch(exported["store"], batch=5, n_obs_steps=pc.n_obs_steps, seed=1)
+    noise = torch.randn(5, pc.horizon, pc.action_dim, generator=torch.Generator().manual_seed(7))
+    want = reference.predict_action_chunk(obs, noise=noise, generator=torch.Generator().manual_seed(11))
+    batch = pre({feature: obs[key] for feature, key in FEATURES.items()})
+    got = post(policy.predict_action_chunk(batch, noise=noise, generator=torch.Generator().manual_seed(11)))
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # Not vacuous: the chunk is the map's, not the teacher's ODE, and the map's x_0 draw matters.
+    flow = load(ckpt).predict_action_chunk(obs, noise=noise)
+    assert (flow - want).abs().max() > 1e-3
+    other_x0 = post(policy.predict_action_chunk(batch, noise=noise, generator=torch.Generator().manual_seed(12)))
+    assert (other_x0 - want).abs().max() > 1e-4
+
+    # Closed loop, one env (LeRobot's select_action draws a batch's noise at once, ttfkit's row by row):
+    # select_action with the same generator seeds, torch's global RNG differing.
+    steps = _obs_batch(exported["store"], batch=1, n_obs_steps=6, seed=2)
+    _same_seeded_actions(policy, pre, post, reference, steps, reseed_global=True)
+    with pytest.raises(RuntimeError, match="cannot be fine-tuned"):
+        policy.forward({**batch, "action": torch.zeros(5, pc.horizon, pc.action_dim)})
+
+
+@pytest.mark.parametrize("method", ["smc", "guidance"])
+def test_diamond_posterior_export_acts_like_ttfkits_aligned_policy(exported, diamond_dir, tmp_path, method):
+    from ttfkit.align import make_reward
+    from ttfkit.align.diamond import DiamondMap
+    from ttfkit.align.policy import AlignConfig, AlignedPolicy
+    from ttfkit.align.policy_diamond import load_diamond
+    from ttfkit.scripts.cli import main
+
+    ckpt, _ = exported["flow"]
+    out = tmp_path / "aligned_diamond"
+    assert main(["export", "lerobot", "--checkpoint", str(ckpt), "--out", str(out), "--align", method,
+                 "--reward", "smoothness", "--particles", "4", "--diamond", str(diamond_dir)]) == 0
+    dmap, _ = load_diamond(diamond_dir)
+    weights = load_file(out / "model.safetensors")
+    for k, v in dmap.state_dict().items():
+        assert torch.equal(weights[f"diamond.{k}"], v), k
+    policy = get_policy_class("ttfkit").from_pretrained(out)
+    assert isinstance(policy.aligned.posterior, DiamondMap)
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
+    reward, config = make_reward("smoothness"), AlignConfig(method=method, particles=4)
+    reference = AlignedPolicy(load(ckpt), reward, config, posterior=dmap)
+    steps = _obs_batch(exported["store"], batch=2, n_obs_steps=4, seed=4)
+    _same_aligned_actions(policy, pre, post, reference, steps)
+    # The map, not GLASS, is the posterior: one call per transition and per value sample. SMC with K steps,
+    # N particles and M value samples costs (K-1)·N·(1+M) + N rows; guidance, one teacher call per Euler step
+    # plus M map calls at every step but the first (t = 0, where the guidance term vanishes).
+    k, n, m, ode = config.smc_steps, config.particles, config.value_samples, load(ckpt).config.num_steps
+    want_nfe = (k - 1) * n * (1 + m) + n if method == "smc" else ode + (ode - 1) * m
+    assert policy.aligned.summary()["nfe_per_chunk"] == want_nfe
+    glass = AlignedPolicy(load(ckpt), reward, config)  # GLASS posterior: other actions
+    with pytest.raises(AssertionError):
+        _same_aligned_actions(policy, pre, post, glass, steps)
+
+
+def test_diamond_export_refuses_other_policies_and_unused_maps(exported, diamond_dir, tmp_path):
+    from ttfkit.scripts.cli import main
+
+    ckpt, _ = exported["flow"]
+    other = tmp_path / "other_ckpt"
+    helpers_ckpt = load(ckpt)
+    with torch.no_grad():
+        next(helpers_ckpt.parameters()).add_(1.0)
+    helpers_ckpt.save(other)
+    with pytest.raises(ValueError, match="distilled from policy .* not from .*other_ckpt"):
+        main(["export", "lerobot", "--checkpoint", str(other), "--out", str(tmp_path / "x"),
+              "--diamond", str(diamond_dir), "--debug"])
+    with pytest.raises(ValueError, match="best-of-n does not use a Diamond Map"):
+        main(["export", "lerobot", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x"), "--align", "best-of-n",
+              "--reward", "smoothness", "--diamond", str(diamond_dir), "--debug"])
+    with pytest.raises(ValueError, match="Diamond Map needs a flow policy"):
+        main(["export", "lerobot", "--checkpoint", str(exported["diffusion"][0]), "--out", str(tmp_path / "x"),
+              "--diamond", str(diamond_dir), "--debug"])
+    assert not (tmp_path / "x").exists()
