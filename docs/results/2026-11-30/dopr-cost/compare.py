@@ -5,7 +5,8 @@ tree's, trains one copy of the default flow policy per variant on the bench_opti
 ``--windows`` windows of ``--window`` consecutive steps (a full refresh cycle of the default schedule:
 statistics every 10 steps, inverse every 50); within a window the variants take turns step by step,
 so load from other processes hits all alike. Ratios are per window, to AdamW (and Muon) of the same
-window. ``--profile`` also splits DoPr's time into components (forward hooks, fold, refresh, apply)
+window; "min-sum" ratios take, per position in the window, the fastest step over the windows and sum
+them (the least disturbed estimate on a shared machine). ``--profile`` also splits DoPr's time into components (forward hooks, fold, refresh, apply)
 by wrapping the module's functions with timers, per step of the window.
 
     python docs/results/2026-11-30/dopr-cost/compare.py --net mlp --before fdf919c --windows 20 \
@@ -125,26 +126,31 @@ def main(argv=None) -> int:
     env = _env()
     timers = {impl: _Timers(module) for impl, module in impls.items()} if args.profile else {}
     seconds = {label: [] for label in runs}
+    per_step = {label: [] for label in runs}  # (windows, window) step times of the timed windows
     parts = {label: [] for label in runs}
     loads = []
     warmup = args.window if args.warmup_steps is None else args.warmup_steps
     for window in range(args.windows + 1):  # window 0: warm-up (DoPr's first refresh)
         total = dict.fromkeys(runs, 0.0)
+        steps_now = {label: [] for label in runs}
         part_total = {label: {} for label in runs}
         for _ in range(args.window if window else warmup):
             for label, (model, opt) in runs.items():
                 impl = label.split()[0]
                 if impl in timers:
                     with timers[impl] as timer:
-                        total[label] += _step_seconds(model, opt, batch, device)
+                        step_seconds = _step_seconds(model, opt, batch, device)
                     for k, v in timer.total.items():
                         part_total[label][k] = part_total[label].get(k, 0.0) + v
                 else:
-                    total[label] += _step_seconds(model, opt, batch, device)
+                    step_seconds = _step_seconds(model, opt, batch, device)
+                total[label] += step_seconds
+                steps_now[label].append(step_seconds)
         if window:
             loads.append(os.getloadavg()[0])
             for label in runs:
                 seconds[label].append(total[label] / args.window)
+                per_step[label].append(steps_now[label])
                 parts[label].append({k: v / args.window for k, v in part_total[label].items()})
         steps = args.window if window else max(warmup, 1)
         print(f"window {window}/{args.windows} load {os.getloadavg()[0]:.1f} " +
@@ -159,6 +165,10 @@ def main(argv=None) -> int:
             q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
             row[f"ratio_{base}"] = {"median": statistics.median(ratios), "q1": q[0], "q3": q[2],
                                     "min": min(ratios), "max": max(ratios)}
+        # least-disturbed estimate: per position in the window, the fastest over windows, summed
+        min_sum = {lab: sum(min(col) for col in zip(*per_step[lab])) for lab in runs}
+        for base in args.bases:
+            row[f"min_sum_ratio_{base}"] = min_sum[label] / min_sum[base]
         if parts[label] and parts[label][0]:
             row["parts_ms_per_step"] = {k: 1e3 * statistics.median(p[k] for p in parts[label]) for k in parts[label][0]}
         rows.append(row)
@@ -171,9 +181,9 @@ def main(argv=None) -> int:
         ratio = "  ".join(f"/{b} x{row[f'ratio_{b}']['median']:.3f} [q {row[f'ratio_{b}']['q1']:.3f}-"
                           f"{row[f'ratio_{b}']['q3']:.3f}, {row[f'ratio_{b}']['min']:.3f}-{row[f'ratio_{b}']['max']:.3f}]"
                           for b in args.bases)
-        extra = ""
+        extra = "  min-sum " + " ".join(f"/{b} x{row[f'min_sum_ratio_{b}']:.3f}" for b in args.bases)
         if "parts_ms_per_step" in row:
-            extra = "  parts ms/step: " + " ".join(f"{k}={v:.2f}" for k, v in row["parts_ms_per_step"].items())
+            extra += "  parts ms/step: " + " ".join(f"{k}={v:.2f}" for k, v in row["parts_ms_per_step"].items())
         print(f"{row['variant']:28s} {row['seconds_median'] * 1e3:7.1f} ms  {ratio}{extra}")
     return 0
 
