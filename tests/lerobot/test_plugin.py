@@ -398,3 +398,27 @@ def test_diamond_export_refuses_other_policies_and_unused_maps(exported, diamond
         main(["export", "lerobot", "--checkpoint", str(exported["diffusion"][0]), "--out", str(tmp_path / "x"),
               "--diamond", str(diamond_dir), "--debug"])
     assert not (tmp_path / "x").exists()
+    # The config itself refuses a map its policy would not use.
+    from lerobot_policy_ttfkit import TtfkitConfig
+
+    spec = {"config": {}, "phi": {"type": "policy", "time_dim": 32}}
+    with pytest.raises(ValueError, match="diamond needs a flow policy"):
+        TtfkitConfig(policy="diffusion", diamond=spec)
+    with pytest.raises(ValueError, match="method='best-of-n'"):
+        TtfkitConfig(diamond=spec, align={"method": "best-of-n", "reward": "smoothness"})
+
+
+def test_bench_export_diamond_times_both_exports(diamond_dir, tmp_path):
+    from ttfkit.scripts.bench_export_diamond import main
+
+    out = tmp_path / "latency.jsonl"
+    assert main(["run", "--diamond", str(diamond_dir), "--repeats", "3", "--warmup", "0", "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    cases = {line["case"]: line for line in lines if "case" in line}
+    assert {"lerobot-flow-euler-3", "lerobot-one-step", "ttfkit-flow-euler-3", "ttfkit-one-step"} <= set(cases)
+    assert all(len(c["times_ms"]) == 3 and c["min_ms"] <= c["median_ms"] <= c["max_ms"] for c in cases.values())
+    ratio = next(line for line in lines if line.get("ratio", "").startswith("lerobot:"))
+    want = cases["lerobot-flow-euler-3"]["median_ms"] / cases["lerobot-one-step"]["median_ms"]
+    assert ratio["ratio_of_medians"] == pytest.approx(want)
+    assert main(["plot", str(out), "--out", str(tmp_path / "latency.png")]) == 0
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
