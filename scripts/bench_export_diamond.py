@@ -163,8 +163,8 @@ def _plot(args) -> int:
     ax.set_yticks(range(1, len(cases) + 1), [c["case"] for c in cases])
     ax.set_xscale("log")
     ax.set_xlabel("chunk latency, batch 1 (ms; box: quartiles, whiskers: 5-95%)")
-    ax.set_title(f"{head.get('repeats')} rounds, {head.get('threads')} thread(s), load {head.get('load_avg_1min', 0):.1f}",
-                 fontsize=9)
+    load = head.get("load_avg_1min", 0)
+    ax.set_title(f"{head.get('repeats')} rounds, {head.get('threads')} thread(s), load {load:.1f}", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
