@@ -5,6 +5,8 @@ Usage::
     python -m ttfkit.scripts.bench_export_diamond run --diamond runs/pp_diamond [--repeats 200] [--threads 1] \\
         [--out latency.jsonl]
     python -m ttfkit.scripts.bench_export_diamond plot latency.jsonl --out latency.png
+    python -m ttfkit.scripts.bench_export_diamond closed-loop --diamond runs/pp_diamond \
+        --env ttfkit/metaworld-pick-place-v3 [--episodes 20] [--out closed_loop.jsonl]
 
 run: exports the ``ttf distill`` directory's teacher twice with ``ttf export lerobot`` (plain: its configured ODE
 steps; ``--diamond``: the one-step policy, one map call per chunk) into a temporary folder, loads both with
@@ -16,7 +18,11 @@ round-robin after ``--warmup`` rounds on fixed random observations, so load chan
 per-round ratio flow / one-step is reported besides the medians. Before timing, the exported one-step chunk is
 checked equal to ttfkit's for the same noise and generator. Prints a header (device, versions, git commit) and one
 JSON line per case (median, quartiles, min, max in ms, and every time), then the ratios. plot: box plot of a run's
-times (log scale). Needs ``make lerobot``.
+times (log scale). closed-loop: both exports in LeRobot's own rollout loop (``evaluate_in_lerobot``, one episode
+per seed from 100000, terminated at success, noise from a generator seeded with the episode's seed) and ttfkit's
+teacher and ``OneStepPolicy`` in ttfkit's evaluator on the same seeds (whose per-episode generators are seeded the
+same way), so each export's episodes must equal ttfkit's; prints success counts and the per-episode agreement.
+Needs ``make lerobot``.
 """
 
 from __future__ import annotations
@@ -45,9 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     plot = sub.add_parser("plot", help="box plot of a run's JSON lines")
     plot.add_argument("jsonl")
     plot.add_argument("--out", required=True, help="PNG to write")
+    loop = sub.add_parser("closed-loop", help="success of both exports in LeRobot's rollout vs ttfkit's evaluator")
+    loop.add_argument("--diamond", required=True, help="`ttf distill` directory")
+    loop.add_argument("--env", required=True, help="ttfkit env id")
+    loop.add_argument("--episodes", type=int, default=20, help="episodes, seeds 100000 upward")
+    loop.add_argument("--max-steps", type=int, default=None, help="episode limit (the suite's by default)")
+    loop.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    loop.add_argument("--out", default=None, help="also write the JSON lines to this file")
     args = parser.parse_args(argv)
     if args.cmd == "plot":
         return _plot(args)
+    if args.cmd == "closed-loop":
+        if args.episodes < 1:
+            parser.error(f"--episodes must be >= 1, got {args.episodes}")
+        return _closed_loop(args)
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         parser.error(f"need --repeats >= 1, --warmup >= 0, --threads >= 1, got {args.repeats}, {args.warmup}, "
                      f"{args.threads}")
@@ -132,6 +149,51 @@ def _run(args) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def _closed_loop(args) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    from lerobot_policy_ttfkit.export_ttfkit import export_ttfkit_policy
+    from lerobot_policy_ttfkit.rollout_ttfkit import evaluate_in_lerobot
+
+    from ttfkit.align.one_step import OneStepPolicy
+    from ttfkit.align.policy_diamond import load_diamond
+    from ttfkit.envs import evaluate
+
+    diamond = Path(args.diamond)
+    dmap, teacher = load_diamond(diamond)
+    seeds = list(range(100_000, 100_000 + args.episodes))
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        exports = {f"flow-{teacher.config.sampler}-{teacher.config.num_steps}": (
+                       export_ttfkit_policy(diamond / "teacher", Path(tmp) / "flow"), teacher),
+                   "one-step": (export_ttfkit_policy(diamond / "teacher", Path(tmp) / "one", diamond=diamond),
+                                OneStepPolicy(teacher, dmap))}
+        for name, (path, ours) in exports.items():
+            t0 = time.perf_counter()
+            theirs = [evaluate_in_lerobot(path, args.env, [seed], max_steps=args.max_steps,
+                                          generator=torch.Generator().manual_seed(seed)) for seed in seeds]
+            t1 = time.perf_counter()
+            mine = evaluate(ours, args.env, args.episodes, seed=seeds[0], n_envs=1, workers=0,
+                            max_steps=args.max_steps)
+            t2 = time.perf_counter()
+            lr = {"success": [r.success[0] for r in theirs], "lengths": [r.lengths[0] for r in theirs],
+                  "returns": [r.returns[0] for r in theirs]}
+            same = [a == b and la == lb for a, b, la, lb in zip(lr["success"], mine.successes, lr["lengths"],
+                                                               mine.lengths)]
+            line = {"bench": "export-diamond closed-loop", "case": name, "env": args.env, "episodes": args.episodes,
+                    "seeds": [seeds[0], seeds[-1]], "lerobot_successes": sum(lr["success"]),
+                    "ttfkit_successes": sum(mine.successes), "episodes_identical": sum(same),
+                    "max_return_diff": max(abs(a - b) for a, b in zip(lr["returns"], mine.returns)),
+                    "lerobot_wall_s": t1 - t0, "ttfkit_wall_s": t2 - t1, "lerobot_lengths": lr["lengths"],
+                    "ttfkit_lengths": list(mine.lengths), "lerobot_returns": lr["returns"]}
+            print(json.dumps(line), flush=True)
+            lines.append(line)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("".join(json.dumps(line) + "\n" for line in lines))
     return 0
 
 

@@ -48,8 +48,8 @@ def helpers():
     """The builders above, for tests that need their own stores (importlib mode has no
     `import conftest`)."""
     return SimpleNamespace(make_episodes=make_episodes, write_store=write_store,
-                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS,
-                           tiny=TINY)
+                           make_checkpoint=make_checkpoint, make_env_policy=make_env_policy,
+                           episode_lengths=EPISODE_LENGTHS, tiny=TINY)
 
 
 TINY = {"horizon": 8, "n_obs_steps": 2, "n_action_steps": 4, "backbone": "mlp",
@@ -82,9 +82,27 @@ def make_checkpoint(store_path, out, name: str = "flow", seed: int = 0, **overri
     return policy
 
 
+def make_env_policy(env_id: str, store, n_demos: int = 1):
+    """A tiny flow policy (2 Euler steps, initialised after ``torch.manual_seed(0)``) on ``env_id``'s agent_pos and
+    environment_state, with a min-max normaliser fitted on ``n_demos`` expert demos collected into ``store``."""
+    import torch
+
+    from ttfkit.data import Normalizer
+    from ttfkit.envs.collect import collect
+    from ttfkit.policies import make_policy
+
+    collect(env_id, n_demos, store, seed=0)
+    buf = ReplayBuffer.open(store)
+    norm = Normalizer.fit(buf, ["agent_pos", "environment_state", "action"], mode="minmax")
+    shapes = {k: buf[k].shape[1:] for k in ("agent_pos", "environment_state")}
+    torch.manual_seed(0)
+    return make_policy("flow", normalizer=norm, obs_shapes=shapes, action_dim=buf["action"].shape[1],
+                       num_steps=2, **TINY)
+
+
 @pytest.fixture(scope="module")
 def module_helpers():
     """``helpers`` for module-scoped fixtures."""
     return SimpleNamespace(make_episodes=make_episodes, write_store=write_store,
-                           make_checkpoint=make_checkpoint, episode_lengths=EPISODE_LENGTHS,
-                           tiny=TINY)
+                           make_checkpoint=make_checkpoint, make_env_policy=make_env_policy,
+                           episode_lengths=EPISODE_LENGTHS, tiny=TINY)

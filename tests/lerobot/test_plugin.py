@@ -422,3 +422,27 @@ def test_bench_export_diamond_times_both_exports(diamond_dir, tmp_path):
     assert ratio["ratio_of_medians"] == pytest.approx(want)
     assert main(["plot", str(out), "--out", str(tmp_path / "latency.png")]) == 0
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_step_export_in_lerobots_rollout_matches_ttfkits_evaluator(tmp_path, helpers):
+    """Both exports (flow, one-step) of a Diamond Map on a real Meta-World env: LeRobot's own rollout loop and
+    ttfkit's evaluator play the same episodes (lengths, successes, returns) from generators seeded alike."""
+    from ttfkit.align.policy_diamond import policy_diamond, save_diamond
+    from ttfkit.scripts.bench_export_diamond import main
+
+    env = "ttfkit/metaworld-reach-v3"
+    policy = helpers.make_env_policy(env, tmp_path / "demos.zarr").eval()
+    dmap = policy_diamond(policy)
+    with torch.no_grad():
+        for i, p in enumerate(dmap.parameters()):
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(i)))
+    save_diamond(dmap, tmp_path / "dm", teacher=policy)
+    out = tmp_path / "closed_loop.jsonl"
+    assert main(["closed-loop", "--diamond", str(tmp_path / "dm"), "--env", env, "--episodes", "1",
+                 "--max-steps", "12", "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["case"] for line in lines] == ["flow-euler-2", "one-step"]
+    for line in lines:  # returns agree up to the order of the float64 sum
+        assert line["episodes_identical"] == 1 and line["max_return_diff"] < 1e-9, line
+        assert line["lerobot_lengths"] == line["ttfkit_lengths"] == [12]
+    assert lines[0]["lerobot_returns"] != lines[1]["lerobot_returns"]  # the one-step export's are its own

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ttfkit.data import Normalizer, ReplayBuffer
-from ttfkit.envs.collect import collect
+from ttfkit.data import ReplayBuffer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ENV = "ttfkit/metaworld-reach-v3"
@@ -48,18 +47,8 @@ def readme_python() -> str:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, module_helpers):
-    import torch
-
-    from ttfkit.policies import make_policy
-
     root = tmp_path_factory.mktemp("readme")
-    collect(ENV, 2, root / "demos.zarr", seed=0)
-    buf = ReplayBuffer.open(root / "demos.zarr")
-    norm = Normalizer.fit(buf, ["agent_pos", "environment_state", "action"], mode="minmax")
-    shapes = {k: buf[k].shape[1:] for k in ("agent_pos", "environment_state")}
-    torch.manual_seed(0)
-    policy = make_policy("flow", normalizer=norm, obs_shapes=shapes, action_dim=buf["action"].shape[1],
-                         num_steps=2, **module_helpers.tiny)
+    policy = module_helpers.make_env_policy(ENV, root / "demos.zarr", n_demos=2)
     policy.save(root / "runs" / "flow" / "checkpoints" / "step_002000")
     return root
 
