@@ -21,13 +21,13 @@ from lerobot.configs.types import FeatureType, NormalizationMode
 from lerobot.optim.optimizers import AdamWConfig
 from lerobot.utils.constants import ACTION
 
-__all__ = ["TtfkitConfig", "to_ttfkit_key"]
+__all__ = ["TtfkitConfig", "to_ttfkit_key", "DIAMOND_METHODS"]
 
 _NAMED_KEYS = {"observation.state": "agent_pos", "observation.environment_state": "environment_state",
                "observation.image": "pixels"}
 _IMAGE_PREFIX = "observation.images."
 _POLICIES = ("flow", "diffusion")
-_DIAMOND_METHODS = ("smc", "guidance")  # the align methods that sample posteriors (best-of-N would ignore a map)
+DIAMOND_METHODS = ("smc", "guidance")  # the align methods that sample posteriors (best-of-N would ignore a map)
 
 
 def to_ttfkit_key(feature: str) -> str:
@@ -107,8 +107,8 @@ class TtfkitConfig(PreTrainedConfig):
                 raise ValueError(f"TtfkitConfig: diamond needs a flow policy and the keys 'config' and 'phi', got "
                                  f"{self.policy=} and keys {sorted(self.diamond)}")
             method = self.align.get("method", "none") if self.align else None
-            if method is not None and method not in _DIAMOND_METHODS:
-                raise ValueError(f"TtfkitConfig: a Diamond Map is used by align methods {_DIAMOND_METHODS}, got "
+            if method is not None and method not in DIAMOND_METHODS:
+                raise ValueError(f"TtfkitConfig: a Diamond Map is used by align methods {DIAMOND_METHODS}, got "
                                  f"{method=}")
         derived = {"obs_shapes", "action_dim", "horizon", "n_obs_steps", "n_action_steps"}
         clash = sorted(derived & set(self.policy_config))

@@ -22,7 +22,7 @@ from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.utils.constants import ACTION
 
 from ttfkit.data.atomic import replace_path
-from lerobot_policy_ttfkit.configuration_ttfkit import TtfkitConfig
+from lerobot_policy_ttfkit.configuration_ttfkit import DIAMOND_METHODS, TtfkitConfig
 from lerobot_policy_ttfkit.modeling_ttfkit import TtfkitPolicy
 
 __all__ = ["export_ttfkit_policy"]
@@ -130,7 +130,7 @@ def _diamond_spec(path, source, checkpoint, align: dict | None) -> tuple[Any, di
         raise ValueError(f"{checkpoint}: a Diamond Map needs a flow policy with a normaliser, got {source.name!r} "
                          f"(normaliser: {source.normalizer is not None})")
     method = (align or {}).get("method")
-    if method not in (None, "smc", "guidance"):
+    if method is not None and method not in DIAMOND_METHODS:
         raise ValueError(f"--align {method} does not use a Diamond Map (it samples with the flow ODE); a map is "
                          "carried for the one-step policy (no --align) or as the posterior of smc / guidance")
     dmap, teacher = load_diamond(path)
