@@ -11,6 +11,6 @@ $PY $HERE/accuracy_tracked.py --before $BEFORE --steps 500 --out $HERE/accuracy_
 # one 50-step window after DoPr's first step (time: ~20 min under the load of the day)
 $PY $HERE/compare.py --net unet --before $BEFORE --bases adamw muon --windows 1 --window 50 --warmup-steps 1 \
     --profile --out $HERE/compare_unet.jsonl > $HERE/compare_unet.log 2>&1
-# AdamW only (Muon's CPU step is 3x AdamW's): more windows in the same time, and min-sum ratios
-$PY $HERE/compare.py --net mlp --before $BEFORE --bases adamw --windows 12 --window 50 --warmup-steps 1 \
+# AdamW only (Muon's CPU step is 3x AdamW's, so windows are ~4x shorter), with min-sum ratios
+$PY $HERE/compare.py --net mlp --before $BEFORE --bases adamw --windows 8 --window 50 --warmup-steps 1 \
     --profile --out $HERE/compare_mlp_adamw.jsonl > $HERE/compare_mlp_adamw.log 2>&1
