@@ -23,14 +23,17 @@ import json
 import logging
 from pathlib import Path
 
+from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
+from ttfkit.scripts.options import deprecated_alias
 
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", "--policy", dest="checkpoint", required=True,
-                        help="flow-policy checkpoint directory")
+    checkpoint = parser.add_argument("--checkpoint", metavar="PATH", required=True,
+                                     help="flow-policy checkpoint directory")
+    deprecated_alias(parser, "--policy", checkpoint)
     parser.add_argument("--env", required=True, help="env id the policy is evaluated on")
     parser.add_argument("--out", required=True, help="critic directory to write")
     parser.add_argument("--episodes", type=int, default=200, help="base-policy rollouts (default 200)")
@@ -54,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit and of the split (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     add_device_argument(parser, what="the policy's rollouts (the critic is fitted on the CPU)")
+    add_config_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -32,6 +32,8 @@ RENAMED = [
      ["checkpoint", "episode_seed", "lookahead_workers"]),
     (["distill", "--policy", "ck", "--dataset", "d", "--out", "o"],
      ["distill", "--checkpoint", "ck", "--dataset", "d", "--out", "o"], ["checkpoint"]),
+    (["critic", "--policy", "ck", "--env", "e", "--out", "o"], ["critic", "--checkpoint", "ck", "--env", "e", "--out", "o"],
+     ["checkpoint"]),
     (["gap", "--env", "e", "--optim", "adamw,muon", "--eval-episodes", "3", "--eval-max-steps", "9", "--out", "o"],
      ["gap", "--env", "e", "--optims", "adamw,muon", "--episodes", "3", "--max-steps", "9", "--out", "o"],
      ["optims", "eval_episodes", "eval_max_steps"]),
@@ -89,6 +91,9 @@ def test_config_file_values_are_defaults_and_flags_override_only_themselves(tmp_
     json_path.write_text(json.dumps({"checkpoint": "ck", "env": "e", "episode-seed": 9, "particles": 4}))
     args = _parse(["align", "--config", str(json_path), "--particles", "16"])
     assert (args.checkpoint, args.episode_seed, args.particles) == ("ck", 9, 16)
+    json_path.write_text(json.dumps({"checkpoint": "ck", "env": "e", "out": "c", "label": "discounted"}))
+    args = _parse(["critic", "--config", str(json_path), "--members", "3"])
+    assert (args.checkpoint, args.out, args.label, args.members) == ("ck", "c", "discounted", 3)
 
 
 @pytest.mark.parametrize("text,message", [
