@@ -89,7 +89,25 @@ def test_a_critic_fitted_on_other_episodes_is_not_reused_silently(tmp_path, poli
     critic.meta["episodes"] = 50
     save_critic(critic, ckpt / "critic")
     stage = AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=40)
-    with pytest.raises(ValueError, match="fitted on 50 episodes, this study asks for 40"):
+    with pytest.raises(ValueError, match=r"fitted on 50 episodes \+ 0 refit episodes, this study asks for 40 \+ 0"):
         _critic(ENV, ckpt, stage, None)
     assert _critic(ENV, ckpt, AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=50), None) == str(
         ckpt / "critic")
+
+
+def test_align_stage_refits_the_critic_once_and_checks_the_refit(tmp_path, policy):
+    """critic_refit_episodes runs `ttf critic --refit-episodes`: the saved critic has the base and the
+    aligned episodes, and a stage asking for another refit size does not reuse it."""
+    from ttfkit.align.critic import load_critic
+    from ttfkit.scripts.gap_align import _critic
+
+    ckpt = tmp_path / "step_000010"
+    policy.save(ckpt)
+    stage = AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=3, critic_refit_episodes=2)
+    out = _critic(ENV, ckpt, stage, 8)
+    report = json.loads((ckpt / "critic" / "report.json").read_text())
+    assert load_critic(out).meta["episodes"] == 5 and report["refit"]["episodes"] == 2
+    assert report["refit"]["first_seed"] == 300003  # the refit's seeds follow the base rollouts'
+    assert _critic(ENV, ckpt, stage, 8) == out  # reused
+    with pytest.raises(ValueError, match=r"3 episodes \+ 2 refit episodes, this study asks for 3 \+ 0"):
+        _critic(ENV, ckpt, AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=3), 8)
