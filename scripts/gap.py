@@ -102,6 +102,7 @@ class GapConfig:
     reward: str | None = None
     particles: tuple[int, ...] = (8,)
     critic_episodes: int = 100
+    critic_refit_episodes: int = 0
     align_episodes: int | None = None
     align_val_pick: bool = True
     env_kwargs: dict = field(default_factory=dict)
@@ -154,7 +155,8 @@ class GapConfig:
         if self.reward is None:
             raise ValueError("GapConfig: align needs a reward (--reward critic|rollout|...)")
         return AlignStage(methods=self.align, reward=self.reward, particles=self.particles,
-                          critic_episodes=self.critic_episodes, episodes=self.align_episodes,
+                          critic_episodes=self.critic_episodes, critic_refit_episodes=self.critic_refit_episodes,
+                          episodes=self.align_episodes,
                           val_pick=self.align_val_pick)
 
 
@@ -241,7 +243,8 @@ def run_gap(cfg: GapConfig, executor=None) -> str:
 # GapConfig fields a rerun may change: they add runs or episodes, or say where and how the work runs.
 # Any other field differing from the saved gap_config.json would mix results of two studies in one folder.
 _RERUN_MAY_CHANGE = ("out", "optims", "lrs", "optim_lrs", "seeds", "eval_episodes", "n_envs", "workers", "device",
-                     "align", "reward", "particles", "critic_episodes", "align_episodes", "align_val_pick", "log")
+                     "align", "reward", "particles", "critic_episodes", "critic_refit_episodes", "align_episodes",
+                     "align_val_pick", "log")
 
 
 def _check_rerun(path: Path, cfg: GapConfig) -> None:
@@ -416,6 +419,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--particles", type=csv_of(int), metavar="N[,N...]",
                         help="budgets, multiples of the base NFE per chunk (default 8)")
     parser.add_argument("--critic-episodes", type=int, help="rollouts each critic is fitted on (default 100)")
+    parser.add_argument("--critic-refit-episodes", type=int,
+                        help="refit each critic once on this many rollouts of its aligned policy (default 0: no refit)")
     parser.add_argument("--align-episodes", type=int, help="aligned evaluation episodes (default: --episodes)")
     parser.add_argument("--log", type=csv_of(str), metavar="tensorboard[,wandb]",
                         help="experiment loggers of every run: training metrics and each checkpoint's evaluation")

@@ -111,3 +111,14 @@ def test_align_stage_refits_the_critic_once_and_checks_the_refit(tmp_path, polic
     assert _critic(ENV, ckpt, stage, 8) == out  # reused
     with pytest.raises(ValueError, match=r"3 episodes \+ 2 refit episodes, this study asks for 3 \+ 0"):
         _critic(ENV, ckpt, AlignStage(methods=("best-of-n",), reward="critic", critic_episodes=3), 8)
+
+
+def test_gap_flag_reaches_the_align_stage():
+    from ttfkit.scripts import cli, gap
+
+    args = cli.parse(["gap", "--env", ENV, "--align", "best-of-n", "--reward", "critic", "--critic-refit-episodes", "5",
+                      "--out", "o"])[2]
+    (cfg,) = gap._configs(args)
+    assert cfg.align_stage().critic_refit_episodes == 5
+    with pytest.raises(ValueError, match="bad alignment options"):
+        AlignStage(methods=("best-of-n",), reward="critic", critic_refit_episodes=-1)
