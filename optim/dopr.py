@@ -101,7 +101,9 @@ class DoPr(HybridOptimizer):
       flow policy (n up to 4096, d up to 2561) the statistics alone cost ~2.3x a step and the
       factorisation ~3x, so (1, 1) runs at 5.5x AdamW and (10, 50) at 1.15x (1.29x Muon). On the
       default MLP policy (d = 769 > n = 256) exact AP's G P alone is ~0.7x of forward + backward, a
-      floor no refresh schedule removes (at (10, 50), timed directly: exact AP 1.7-1.9x AdamW, cheap AP 1.4-1.5x). On the correlated-regression
+      floor no refresh schedule removes (at (10, 50), timed directly: exact AP 1.7-1.9x AdamW). Cheap AP
+      with the sketch, at load 5-9 on 2 shared cores: MLP 1.20x AdamW, 1.08x Muon; U-Net 1.09x
+      AdamW, 1.03x Muon, with G P ~0.15x (MLP) the largest remaining part. On the correlated-regression
       toy (steps to a target error, median of 5 seeds) (10, 50) keeps ~45% of the per-step (1, 1)
       speed-up over AdamW at damping 1e-3 and ~68% at the default 1e-2; (1, 10) keeps ~60-70%.
       ``stat_every=1, inverse_every=1`` is the paper's per-batch covariance exactly.
