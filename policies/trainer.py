@@ -86,6 +86,8 @@ class TrainConfig:
         n_obs_steps: To.
         n_action_steps: actions executed per chunk.
         obs_keys: observation keys of the dataset used by the policy.
+        filter_key: train (and validate) only on the store's named episode list (robomimic's ``mask/``
+            filter keys, e.g. "train" or "20_percent"); the normaliser is fitted on the whole store.
         action_key: dataset action key.
         normalizer_mode: "minmax" or "meanstd" for state keys (images are fixed [0,1] -> [-1,1]).
         ema: keep an EMA of the weights (used for validation and saved for evaluation).
@@ -126,6 +128,7 @@ class TrainConfig:
     n_obs_steps: int = 2
     n_action_steps: int = 8
     obs_keys: tuple[str, ...] = ("agent_pos", "environment_state")
+    filter_key: str | None = None
     action_key: str = "action"
     normalizer_mode: str = "minmax"
     ema: bool = True
@@ -235,7 +238,8 @@ def train(config: TrainConfig, resume: bool = False,
         buffer = ReplayBuffer.open(config.dataset, mode="r")
         window = dict(horizon=config.horizon, n_obs_steps=config.n_obs_steps, n_action_steps=config.n_action_steps,
                       obs_keys=config.obs_keys, action_key=config.action_key, seed=config.seed,
-                      val_fraction=config.val_fraction, in_memory=not config.stream, cache_mb=config.cache_mb)
+                      val_fraction=config.val_fraction, in_memory=not config.stream, cache_mb=config.cache_mb,
+                      filter_key=config.filter_key)
         train_set = SequenceDataset(buffer, split="train", **window)
         val_set = SequenceDataset(buffer, split="val", **window) if config.val_fraction > 0 else None
         sample = train_set[0]

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-obs-steps", type=int, default=d.n_obs_steps)
     parser.add_argument("--n-action-steps", type=int, default=d.n_action_steps)
     parser.add_argument("--obs-keys", nargs="+", default=list(d.obs_keys))
+    parser.add_argument("--filter-key", default=None, metavar="NAME",
+                        help="train on the store's named episode list only (robomimic mask/ filter keys)")
     parser.add_argument("--normalizer-mode", default=d.normalizer_mode, choices=["minmax", "meanstd"])
     parser.add_argument("--no-ema", dest="ema", action="store_false", help="do not keep an EMA of the weights")
     parser.add_argument("--policy-option", dest="policy_options", action=KeyValueAction, metavar="KEY=VALUE",

@@ -182,3 +182,31 @@ def torch_from(x):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def test_ttf_train_filter_key_trains_on_that_episode_list_only(tmp_path, caplog, capsys):
+    """`ttf train --filter-key valid` windows only robomimic's "valid" demos (the trainer's count equals the
+    filtered dataset's), the key reaches train_config.json, and an unknown key is an error naming it."""
+    import logging
+
+    from ttfkit.data import SequenceDataset
+    from ttfkit.scripts.cli import main as cli
+
+    h5 = tmp_path / "lift.hdf5"
+    _write_robomimic(h5, n_demos=8)
+    _add_masks_depth(h5, {"train": ["demo_0", "demo_2", "demo_3", "demo_5", "demo_6"],
+                          "valid": ["demo_1", "demo_4", "demo_7"]}, depth=False)
+    buf = import_robomimic(h5, tmp_path / "lift.zarr")
+    flags = ["train", "--dataset", str(tmp_path / "lift.zarr"), "--obs-keys", "robot0_eef_pos", "object",
+             "--steps", "2", "--batch", "4", "--horizon", "2", "--n-obs-steps", "1", "--n-action-steps", "1",
+             "--val-fraction", "0", "--ckpt-every", "2", "--threads", "1"]
+    with caplog.at_level(logging.INFO, logger="ttfkit.policies.trainer"):
+        assert cli([*flags, "--filter-key", "valid", "--out", str(tmp_path / "run")]) == 0
+    want = len(SequenceDataset(buf, filter_key="valid", split="train", horizon=2, n_obs_steps=1, n_action_steps=1,
+                               obs_keys=["robot0_eef_pos", "object"], val_fraction=0))
+    assert want == sum(buf.episode_lengths[e] - 1 for e in (1, 4, 7))
+    assert f"{want} train windows" in caplog.text
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["filter_key"] == "valid"
+    capsys.readouterr()
+    assert cli([*flags, "--filter-key", "nope", "--out", str(tmp_path / "bad")]) == 2
+    assert "no filter key 'nope'" in capsys.readouterr().err
