@@ -42,7 +42,7 @@ def counts(ckpt: Path, stem: str):
 
 def main(root: Path, out: Path) -> None:
     lines = ["| setting | variant | seed 0 | seed 1 | seed 2 | pooled | Wilson 95% |", "|---|---|---|---|---|---|---|"]
-    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(5 * len(SETTINGS), 4), sharey=True)
+    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(6.5 * len(SETTINGS), 4.5))
     for ax, (setting, title) in zip(axes, SETTINGS.items()):
         labels, rates, errs = [], [], []
         for label, stem in VARIANTS:
