@@ -4,7 +4,7 @@ Example:
     ttf eval --checkpoint runs/flow/checkpoints/step_001000 --env ttfkit/metaworld-pick-place-v3 --episodes 50 \\
         --n-envs 8 --workers 2 --video videos/ --out eval.json
     ttf eval --expert --env ttfkit/fetch-push-v4 --episodes 50
-    ttf eval --checkpoint runs/lift/checkpoints/step_003000   # trained on a robomimic store: env from env_args
+    ttf eval --checkpoint runs/lift/checkpoints/step_003000   # no --env: the env its training store names
 
 A checkpoint that reads images gets them rendered at its own image size, from the camera its training
 store recorded (--image-size/--camera override). Episode i is reset with seed --episode-seed + i (default 100000); an episode succeeds if the env reports
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from ttfkit.scripts.device import add_device_argument, resolve_device
@@ -32,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--expert", action="store_true", help="evaluate the env's scripted expert instead")
     deprecated_alias(which, "--policy", checkpoint, apply=_old_policy_flag)
     parser.add_argument("--env", default=None,
-                        help="env id, e.g. ttfkit/metaworld-reach-v3 (default: from --dataset's robomimic env_args)")
+                        help="env id, e.g. ttfkit/metaworld-reach-v3 (default: the env --dataset names)")
     parser.add_argument("--dataset", default=None,
-                        help="a store from `ttf data import-robomimic`: evaluate in the env its env_args describe "
+                        help="a store from `ttf collect` or `ttf data import-robomimic`: evaluate in the env it names "
                              "(default when --env is not given: the checkpoint's training dataset)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes")
     seed = parser.add_argument("--episode-seed", type=int, default=100_000, help="first episode seed")
@@ -86,27 +85,23 @@ def main(args: argparse.Namespace) -> int:
     from ttfkit.policies.loggers import check_logger_names
 
     check_logger_names(args.log)  # before the rollouts
-    env_kwargs: dict = {}
-    try:
-        if args.env is None and args.expert:
-            args.env, env_kwargs = _env_from_dataset(args, ())
-        if args.expert:
-            policy = ttfkit.envs.make_expert(args.env)
-            name = f"expert:{policy.name}"
-        else:
-            import torch
+    env_kwargs: dict = {}  # bad input raises: cli prints `ttf eval: error: ...` and returns 2
+    if args.env is None and args.expert:
+        args.env, env_kwargs = _env_from_dataset(args, ())
+    if args.expert:
+        policy = ttfkit.envs.make_expert(args.env)
+        name = f"expert:{policy.name}"
+    else:
+        import torch
 
-            from ttfkit.policies import load
+        from ttfkit.policies import load
 
-            torch.set_num_threads(args.threads)
-            policy = load(args.checkpoint, device=resolve_device(args.device))
-            name = str(args.checkpoint)
-            if args.env is None:
-                args.env, env_kwargs = _env_from_dataset(args, tuple(policy.config.obs_shapes))
-        env_kwargs.update(_image_options(args, {} if args.expert else policy.config.obs_shapes))
-    except (KeyError, ValueError, FileNotFoundError) as err:
-        print(f"ttf eval: {err}", file=sys.stderr)
-        return 2
+        torch.set_num_threads(args.threads)
+        policy = load(args.checkpoint, device=resolve_device(args.device))
+        name = str(args.checkpoint)
+        if args.env is None:
+            args.env, env_kwargs = _env_from_dataset(args, tuple(policy.config.obs_shapes))
+    env_kwargs.update(_image_options(args, {} if args.expert else policy.config.obs_shapes))
     bar = tqdm(total=args.episodes, desc=args.env.split("/")[-1], unit="ep", dynamic_ncols=True)
     wins = [0]
 
@@ -120,11 +115,8 @@ def main(args: argparse.Namespace) -> int:
                           video_dir=args.video, n_videos=args.n_videos, max_steps=args.max_steps,
                           stop_on_success=not args.no_stop_on_success, env_kwargs=env_kwargs,
                           policy_name=name, on_episode=on_episode, workers=args.workers)
-    except (KeyError, ValueError) as err:
+    finally:
         bar.close()
-        print(f"ttf eval: {err}", file=sys.stderr)
-        return 2
-    bar.close()
     print(result.table())
     print(f"  {'seed':>8} {'success':>8} {'return':>10} {'length':>7}")
     for s, ok, ret, length in zip(result.seeds, result.successes, result.returns, result.lengths):
@@ -162,20 +154,21 @@ def _log_result(names: tuple[str, ...], ckpt: Path, env_id: str, result) -> None
 
 
 def _env_from_dataset(args: argparse.Namespace, obs_keys: tuple[str, ...]) -> tuple[str, dict]:
-    """(env id, env kwargs) from a robomimic store's env_args: --dataset, else the checkpoint's training
-    dataset. One env is built here, so a dataset/env observation-key mismatch fails before any rollout."""
+    """(env id, env kwargs) of the env the store names (``ttfkit.envs.from_store``, as ``ttf gap``): --dataset,
+    else the checkpoint's training dataset. One env is built here, so a dataset/env observation-key mismatch
+    fails before any rollout."""
     from ttfkit.envs import make_env
-    from ttfkit.envs.robomimic import env_from_store
+    from ttfkit.envs.from_store import env_for_store
 
     dataset = args.dataset
     if dataset is None and not args.expert:
         dataset = _training_dataset(args.checkpoint)
     if dataset is None:
         raise ValueError("--env is required unless --dataset (or the checkpoint's training dataset) is a "
-                         "store imported from robomimic")
-    env_id, kwargs = env_from_store(dataset, obs_keys)
+                         "store that names its env (`ttf collect` or `ttf data import-robomimic`)")
+    env_id, kwargs = env_for_store(dataset, obs_keys)
     make_env(env_id, **kwargs).close()
-    print(f"env {env_id} from {dataset}'s env_args: {kwargs}")
+    print(f"env {env_id} from {dataset}: {kwargs}")
     return env_id, kwargs
 
 

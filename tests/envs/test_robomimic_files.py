@@ -205,3 +205,23 @@ def test_env_for_a_collected_store(tmp_path):
     imported = tmp_path / "lift.zarr"
     import_robomimic(_write_file(tmp_path / "lift.hdf5"), imported)
     assert env_for_store(imported, list(OBS)) == env_from_store(imported, list(OBS))
+
+
+def test_ttf_eval_builds_the_env_a_collected_store_names(tmp_path, capsys):
+    """`ttf eval --dataset` resolves the env as `ttf gap --dataset` does: a `ttf collect` store's env id,
+    and a store that names no env is an error naming it."""
+    from ttfkit.envs import collect
+
+    store = tmp_path / "reach.zarr"
+    collect("ttfkit/metaworld-reach-v3", 1, store, max_steps=5, keep="all")
+    out = tmp_path / "eval.json"
+    assert ttf(["eval", "--expert", "--dataset", str(store), "--episodes", "1", "--n-envs", "1", "--max-steps", "5",
+                "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["env_id"] == "ttfkit/metaworld-reach-v3"
+    plain = tmp_path / "plain.zarr"
+    with ReplayBuffer.build(plain) as buf:
+        buf.add_episode({"agent_pos": np.zeros((3, 2), np.float32), "action": np.zeros((3, 7), np.float32)})
+    capsys.readouterr()
+    assert ttf(["eval", "--expert", "--dataset", str(plain), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ttf eval: error: ") and "plain.zarr: the store names no env" in err
