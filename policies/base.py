@@ -231,12 +231,12 @@ class ChunkPolicy(nn.Module):
             noise = torch.randn(shape, generator=generator, device=self.device)
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must be {shape}, got {tuple(noise.shape)}")
+        cond = self.encode_obs_blocks(obs_batch)  # (n, Dc)
         chunks = []
         for start in range(0, n, self.block_rows):
             rows = slice(start, min(n, start + self.block_rows))
-            obs = {k: _pad_rows(v[rows], self.block_rows) for k, v in obs_batch.items()}
-            cond = self.encode_obs(obs)  # (block_rows, Dc)
-            x = self._sample(cond, _pad_rows(noise[rows], self.block_rows).to(cond), generator)
+            x = self._sample(_pad_rows(cond[rows], self.block_rows),
+                             _pad_rows(noise[rows], self.block_rows).to(cond), generator)
             chunks.append(x[:rows.stop - start])  # (b, H, Da), normalised
         return self._unnormalize(self.config.action_key, torch.cat(chunks))
 
