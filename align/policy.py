@@ -11,7 +11,9 @@ Wraps a ``FlowPolicy`` and keeps its interface (``reset()``, ``select_action(obs
 Rewards see chunks in env (unnormalised) units, (N, H, Da), index 0 = the oldest observation step, and
 a context dict: ``{"obs": {key: (To, ...) dataset units}, "env_obs": {key: env-unit array of this env},
 "cond": (1, Dc), "slot": j}`` plus ``"sim_env"`` when simulator shadows are attached
-(:class:`ttfkit.align.sim.ShadowEnvs`, kept in step with the evaluator). A reward that returns NaN or
+(:class:`ttfkit.align.sim.ShadowEnvs`, kept in step with the evaluator), and after a slot's first chunk
+``"prev_chunk"`` (its last chosen chunk, env units), ``"chunk_shift"`` (n_action_steps) and ``"obs_steps"``
+(To), which the ``coherence`` reward reads. A reward that returns NaN or
 inf is an error naming the candidates.
 
 Evaluator protocol: ``reset_slot(j, seed)`` per episode (forwarded to the policy, the shadows and a
@@ -110,6 +112,7 @@ class AlignedPolicy:
         self.stats: list[dict] = []
         self._env_obs: dict[str, np.ndarray] | None = None
         self._slot_gens: dict[int, torch.Generator] = {}
+        self._prev_chunk: dict[int, Tensor] = {}  # slot -> its last chosen chunk (normalised), for coherence
 
     @property
     def config_dict(self) -> dict:
@@ -118,12 +121,14 @@ class AlignedPolicy:
     def reset(self) -> None:
         """Start an evaluation (evaluator protocol); each episode then starts with :meth:`reset_slot`."""
         self.policy.reset()
+        self._prev_chunk.clear()
 
     def reset_slot(self, j: int, seed: int) -> None:
         """Slot ``j`` starts an episode with reset seed ``seed`` (evaluator protocol)."""
         self.policy.reset_slot(j, seed=seed)
         device = next(self.policy.parameters()).device  # samplers draw their noise on the policy's device
         self._slot_gens[j] = torch.Generator(device=device).manual_seed((self.seed_base << 32) + seed)
+        self._prev_chunk.pop(j, None)
         if self.shadow is not None:
             self.shadow.reset_slot(j, seed)
         if hasattr(self.reward, "reset_slot"):
@@ -180,6 +185,7 @@ class AlignedPolicy:
             gen = self._slot_gens.get(slot, self.generator)
             res = self._align_one(cond[b:b + 1], ctx, gen)
             chunks.append(res.samples[0])
+            self._prev_chunk[slot] = res.samples[0]
             self.stats.append({"nfe": res.nfe, "wall_s": time.perf_counter() - t0,
                                "sim_steps": getattr(self.reward, "sim_steps", 0) - sim0,
                                "reward": float(res.rewards[0]) if res.rewards.numel() else 0.0,
@@ -232,4 +238,8 @@ class AlignedPolicy:
             ctx.update({k: torch.as_tensor(np.asarray(v)[slot]) for k, v in self._env_obs.items()})
         if self.shadow is not None:
             ctx["sim_env"] = self.shadow.envs[slot]
+        if slot in self._prev_chunk:
+            pcfg = self.policy.config
+            ctx.update(prev_chunk=self.policy._unnormalize(pcfg.action_key, self._prev_chunk[slot]),
+                       chunk_shift=pcfg.n_action_steps, obs_steps=pcfg.n_obs_steps)
         return ctx
