@@ -11,7 +11,8 @@ tuning episodes (env seeds 50000 + i: disjoint from the demo seeds 0.. and from 
 100000 + i of the reported numbers), and picks per optimizer the lr whose best checkpoint solved the
 most tuning episodes (ties: the higher mean over checkpoints, then the smaller lr). Only the picked lr
 is then trained on the reported seeds and evaluated on the evaluation episodes. The tuning table is
-``tune/tune.md`` and ``tune/tune.json`` (the choice, read back by ``sweep_report --settings``).
+``tune/tune.md`` and ``tune/tune.json`` (the choice; ``sweep_report --setting`` marks a setting whose
+sources all have it "(tuned)").
 """
 
 from __future__ import annotations

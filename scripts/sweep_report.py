@@ -19,7 +19,8 @@ pooled, so the interval covers episode noise, not seed-to-seed spread, which the
 validation losses, within-run Spearman(val loss, success) and selection regret: ``settings.md``,
 ``settings.csv`` and ``settings.png`` (the differences with their intervals, one row per setting and pair).
 A label run at several learning rates is represented by its best one on the evaluation episodes, which
-flatters it; the table says so ("lr picked on eval").
+flatters it; the table says so ("lr picked on eval"). A setting whose every source has ``tune/tune.json``
+(``ttf gap --tune-episodes``) picked its lrs on tuning runs and episodes: "(tuned)".
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class PairComparison:
     final: tuple[float, float]  # (DoPr, base) mean final-checkpoint success
     final_diff_ci: tuple[float, float]
     lr_picked_on_eval: bool
+    final_std: tuple[float, float] = (float("nan"), float("nan"))  # (DoPr, base) std over seeds of final success
+    lr_tuned: bool = False  # every source of the setting picked its lrs on tuning runs (tune/tune.json)
 
     @property
     def verdict(self) -> str:
@@ -169,20 +172,22 @@ def compare_setting(name: str, rows: list[CheckpointRow]) -> list[PairComparison
             setting=name, dopr=dopr, base=base, best_diff=dopr.best_success - base.best_success,
             best_diff_ci=newcombe_interval((dopr.best_success, *dopr.best_ci), (base.best_success, *base.best_ci)),
             final=(finals[label][0], finals[base_label][0]),
-            final_diff_ci=newcombe_interval(finals[label], finals[base_label]),
-            lr_picked_on_eval=n_lrs[label] > 1 or n_lrs[base_label] > 1))
+            final_diff_ci=newcombe_interval(finals[label][:3], finals[base_label][:3]),
+            lr_picked_on_eval=n_lrs[label] > 1 or n_lrs[base_label] > 1,
+            final_std=(finals[label][3], finals[base_label][3])))
     return out
 
 
-def _final(rows: list[CheckpointRow], label: str, lr: float) -> tuple[float, float, float]:
-    """(mean over seeds, pooled Wilson low, high) of each run's last checkpoint."""
+def _final(rows: list[CheckpointRow], label: str, lr: float) -> tuple[float, float, float, float]:
+    """(mean over seeds, pooled Wilson low, high, std over seeds) of each run's last checkpoint."""
     last: dict[int, CheckpointRow] = {}
     for r in rows:
         if r.optimizer == label and r.lr == lr and (r.seed not in last or r.step > last[r.seed].step):
             last[r.seed] = r
     wins = sum(round(r.success * r.episodes) for r in last.values())
-    return (float(np.mean([r.success for r in last.values()])),
-            *wilson_interval(wins, sum(r.episodes for r in last.values())))
+    successes = [r.success for r in last.values()]
+    return (float(np.mean(successes)), *wilson_interval(wins, sum(r.episodes for r in last.values())),
+            float(np.std(successes)))
 
 
 def write_settings(comparisons: list[PairComparison], out: str | Path) -> str:
@@ -197,17 +202,19 @@ def write_settings(comparisons: list[PairComparison], out: str | Path) -> str:
     pct = lambda x: f"{x:+.0%}" if round(x * 100) else "0%"  # noqa: E731
     rho = lambda x: "n/a" if math.isnan(x) else f"{x:+.2f}"  # noqa: E731
     lines = ["| setting | DoPr vs base | lr (DoPr / base) | seeds | DoPr best [95% CI] | base best [95% CI] | "
-             "best diff [95% CI] | final diff [95% CI] | val loss (DoPr / base) | Spearman (DoPr / base) | "
-             "regret (DoPr / base) | verdict |", "|" + "---|" * 12]
+             "best diff [95% CI] | final (DoPr / base) | final diff [95% CI] | val loss (DoPr / base) | "
+             "Spearman (DoPr / base) | regret (DoPr / base) | verdict |", "|" + "---|" * 13]
     records = []
     for c in comparisons:
         d, b = c.dopr, c.base
-        lr = f"{d.lr:g} / {b.lr:g}" + (" (lr picked on eval)" if c.lr_picked_on_eval else "")
+        lr = (f"{d.lr:g} / {b.lr:g}" + (" (lr picked on eval)" if c.lr_picked_on_eval else "")
+              + (" (tuned)" if c.lr_tuned else ""))
         lines.append(
             f"| {c.setting} | {d.optimizer} vs {b.optimizer} | {lr} | {d.n_seeds} / {b.n_seeds} | "
             f"{d.best_success:.0%} ± {d.best_success_std:.0%} [{d.best_ci[0]:.0%}, {d.best_ci[1]:.0%}] | "
             f"{b.best_success:.0%} ± {b.best_success_std:.0%} [{b.best_ci[0]:.0%}, {b.best_ci[1]:.0%}] | "
             f"{pct(c.best_diff)} [{pct(c.best_diff_ci[0])}, {pct(c.best_diff_ci[1])}] | "
+            f"{c.final[0]:.0%} ± {c.final_std[0]:.0%} / {c.final[1]:.0%} ± {c.final_std[1]:.0%} | "
             f"{pct(c.final[0] - c.final[1])} [{pct(c.final_diff_ci[0])}, {pct(c.final_diff_ci[1])}] | "
             f"{d.best_val_loss:.3f} / {b.best_val_loss:.3f} | {rho(d.spearman)} / {rho(b.spearman)} | "
             f"{d.regret:+.2f} / {b.regret:+.2f} | {c.verdict} |")
@@ -215,11 +222,13 @@ def write_settings(comparisons: list[PairComparison], out: str | Path) -> str:
                         "base_lr": b.lr, "dopr_seeds": d.n_seeds, "base_seeds": b.n_seeds,
                         "dopr_best": d.best_success, "base_best": b.best_success, "best_diff": c.best_diff,
                         "best_diff_low": c.best_diff_ci[0], "best_diff_high": c.best_diff_ci[1],
-                        "final_diff": c.final[0] - c.final[1], "final_diff_low": c.final_diff_ci[0],
-                        "final_diff_high": c.final_diff_ci[1], "dopr_val_loss": d.best_val_loss,
+                        "dopr_final": c.final[0], "base_final": c.final[1], "dopr_final_std": c.final_std[0],
+                        "base_final_std": c.final_std[1], "final_diff": c.final[0] - c.final[1],
+                        "final_diff_low": c.final_diff_ci[0], "final_diff_high": c.final_diff_ci[1],
+                        "dopr_val_loss": d.best_val_loss,
                         "base_val_loss": b.best_val_loss, "dopr_spearman": d.spearman, "base_spearman": b.spearman,
                         "dopr_regret": d.regret, "base_regret": b.regret, "lr_picked_on_eval": c.lr_picked_on_eval,
-                        "verdict": c.verdict})
+                        "lr_tuned": c.lr_tuned, "verdict": c.verdict})
     if records:
         with open(out / "settings.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(records[0]))
@@ -250,6 +259,12 @@ def write_settings(comparisons: list[PairComparison], out: str | Path) -> str:
     return text
 
 
+def _is_tuned(source: str) -> bool:
+    """Whether the gap directory of ``source`` (``SRC[@TAG]``) picked its lrs on tuning runs."""
+    path = Path(source.partition("@")[0])
+    return ((path.parent if path.suffix == ".csv" else path) / "tune" / "tune.json").is_file()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="*", help="`ttf gap` report directories (the lr x option sweep)")
@@ -268,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             name, sep, sources = spec.partition("=")
             if not sep or not sources:
                 parser.error(f"--setting wants NAME=SRC[,SRC...], got {spec!r}")
-            comparisons += compare_setting(name, load_setting(sources.split(",")))
+            tuned = all(_is_tuned(src) for src in sources.split(","))
+            comparisons += [dataclasses.replace(c, lr_tuned=tuned)
+                            for c in compare_setting(name, load_setting(sources.split(",")))]
         print(write_settings(comparisons, args.out))
         print(f"plot: {Path(args.out) / 'settings.png'}")
     return 0

@@ -60,9 +60,28 @@ def test_settings_report_pairs_dopr_with_its_base_and_states_the_difference(tmp_
     # best per seed: adamw 0.3, 0.4 -> 35%; DoPr 0.9, 1.0 -> 95%; finals: adamw (0.3 + 0.1)/2, DoPr 0.9
     assert "dopr-adamw rank=None [x] vs adamw" in line and "| +60% [" in line and "| +70% [" in line
     assert line.endswith("| DoPr wins |")
+    # final checkpoints with their spread over seeds: DoPr 0.8, 1.0; adamw 0.3, 0.1
+    assert "| 90% ± 10% / 20% ± 10% |" in line and "(tuned)" not in line
     import csv as _csv
     record = next(_csv.DictReader(open(tmp_path / "out" / "settings.csv")))
     assert float(record["best_diff_low"]) > 0 and float(record["best_diff"]) == pytest.approx(0.6)
     assert (tmp_path / "out" / "settings.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "o")])
+
+
+def test_settings_report_marks_lrs_tuned_only_when_every_source_was_tuned(tmp_path):
+    rows = [(s, 1e-3, step, 0.2, 0.5) for s in (0, 1) for step in (1, 2)]
+    _study(tmp_path / "base", "adamw", {}, rows)
+    _study(tmp_path / "dopr", "dopr-adamw", {}, rows)
+    (tmp_path / "dopr" / "tune").mkdir()
+    (tmp_path / "dopr" / "tune" / "tune.json").write_text("{}")
+    argv = ["--setting", f"one={tmp_path / 'base'},{tmp_path / 'dopr'}",
+            "--setting", f"two={tmp_path / 'dopr' / 'checkpoints.csv'},{tmp_path / 'base'}", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "(tuned)" not in (tmp_path / "settings.md").read_text()
+    (tmp_path / "base" / "tune").mkdir()
+    (tmp_path / "base" / "tune" / "tune.json").write_text("{}")
+    assert main(argv) == 0
+    lines = [x for x in (tmp_path / "settings.md").read_text().splitlines() if x.startswith(("| one", "| two"))]
+    assert len(lines) == 2 and all("0.001 / 0.001 (tuned)" in x for x in lines)
