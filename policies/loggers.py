@@ -21,7 +21,11 @@ Layout under ``log_dir`` (a run directory):
   a resumed training run (``s`` = first step after its checkpoint) shows each step once, as
   metrics.csv does; a study that re-logs every checkpoint's evaluation passes ``s = 0``.
 - ``wandb/offline-run-*/``: a W&B run in offline mode (nothing is sent; ``wandb sync DIR`` uploads it
-  later). A resumed training run is a new offline run with the same name and group.
+  later). ``wandb/<kind>.json`` remembers the run's id and the last step it logged, so a resumed training
+  run (``purge_from=s > 1``) continues the same W&B run (a new offline segment with the same id, which
+  ``wandb sync`` appends). W&B keeps a run's steps increasing: the steps an interrupted segment logged
+  after its last checkpoint keep its values there, and the resumed segment sends only later steps
+  (metrics.csv holds the resumed values; TensorBoard's purge shows those too).
 Non-finite values (no validation split: ``val/loss`` is NaN) are not logged.
 """
 
@@ -129,6 +133,17 @@ def eval_metrics(result) -> dict[str, float]:
             "eval/episodes": float(result.n_episodes)}
 
 
+def _read_wandb_state(path: Path) -> dict | None:
+    """{"id", "last_step"} of the W&B run an earlier segment of this run directory logged to, or None."""
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        return {"id": str(state["id"]), "last_step": int(state["last_step"])}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: unreadable W&B run state ({err}); delete it to start a new W&B run") from err
+
+
 def _missing(package: str, extra: str) -> ImportError:
     return ImportError(f"--log {extra} needs the {package} package: pip install 'ttfkit[{extra}]' "
                        f"(or pip install {package})")
@@ -164,15 +179,30 @@ class _WandB:
         except ImportError as err:
             raise _missing("wandb", "wandb") from err
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.state_path = log_dir / "wandb" / f"{kind}.json"
+        earlier = _read_wandb_state(self.state_path) if purge_from is not None and purge_from > 1 else None
         settings = wandb.Settings(silent=True, console="off", disable_git=True, save_code=False,
                                   disable_job_creation=True, x_disable_stats=True, x_disable_machine_info=True)
+        resume = {"id": earlier["id"], "resume": "allow"} if earlier else {}
         self.run = wandb.init(mode="offline", dir=str(log_dir), project=os.environ.get("WANDB_PROJECT", "ttfkit"),
                               name=name, group=group, job_type=kind, config=config or {}, settings=settings,
-                              reinit="create_new")
-        logger.info("wandb offline run %s in %s", self.run.id, self.run.dir)
+                              reinit="create_new", **resume)
+        self.last_step = earlier["last_step"] if earlier else -1
+        self._save_state()
+        logger.info("wandb offline run %s in %s%s", self.run.id, self.run.dir,
+                    f" (resumed after step {self.last_step})" if earlier else "")
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        if step <= self.last_step:  # already in this W&B run from an interrupted segment (see module docstring)
+            return
         self.run.log(metrics, step=step)
+        self.last_step = step
+        self._save_state()
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"id": self.run.id, "last_step": self.last_step}))
+        os.replace(tmp, self.state_path)  # a crash keeps the previous state whole
 
     def close(self) -> None:
         self.run.finish()

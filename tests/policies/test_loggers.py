@@ -152,3 +152,55 @@ def test_ttf_train_log_flag_reaches_the_config():
     assert train_cli.config_from_args(cli.parse(["train", "--dataset", "d.zarr", "--out", "r"])[2]).log == ()
     with pytest.raises(ValueError, match="tensorbord"):
         train_cli.config_from_args(cli.parse(["train", "--dataset", "d.zarr", "--out", "r", "--log", "tensorbord"])[2])
+
+
+def _wandb_segment(path):
+    """(run id, {tag: {step: value}}) of one offline segment's .wandb file."""
+    import json
+
+    from wandb.proto import wandb_internal_pb2
+
+    run_id, logged = None, {}
+    for raw in _wandb_records(path):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run_id = record.run.run_id
+        elif kind == "history":
+            for i in record.history.item:
+                key = i.key or "/".join(i.nested_key)
+                if not key.startswith("_"):
+                    logged.setdefault(key, {})[record.history.step.num] = json.loads(i.value_json)
+    return run_id, logged
+
+
+def test_a_resumed_training_run_continues_its_wandb_run(tmp_path, tiny_store):
+    """Crash after step 6 (checkpoint at 4), resume: the second offline segment has the first one's run id
+    and sends only steps 7-8; together they hold every step once, and the steps both segments trained
+    from the same weights (1-4 and 7-8 of the resumed history) equal metrics.csv."""
+    config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "run"), steps=8, log="wandb", **TINY)
+
+    def crash(step, metrics):
+        if step == 6:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train(config, progress=crash)
+    train(config, resume=True)
+    files = sorted((tmp_path / "run/wandb").glob("offline-run-*/run-*.wandb"), key=lambda p: p.stat().st_mtime)
+    assert len(files) == 2, files
+    (id1, first), (id2, second) = _wandb_segment(files[0]), _wandb_segment(files[1])
+    assert id1 and id1 == id2
+    assert set(first["train/loss"]) == set(range(1, 7)) and set(second["train/loss"]) == {7, 8}
+    history = _history(tmp_path / "run")
+    for tag in ("train/loss", "train/lr", "val/loss"):
+        for step, value in history[tag].items():
+            seg = second if step > 6 else first
+            if step <= 4 or step > 6:
+                assert seg[tag][step] == pytest.approx(value, rel=1e-12), (tag, step)
+    # a fresh training run in another directory starts a W&B run of its own
+    other = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "other"), steps=4, log="wandb", **TINY)
+    train(other)
+    (id3, _), = [_wandb_segment(p) for p in (tmp_path / "other/wandb").glob("offline-run-*/run-*.wandb")]
+    assert id3 != id1
