@@ -20,6 +20,17 @@ class _Crash(Exception):
     pass
 
 
+def _crash_at_6_and_resume(config):
+    """Train until step 6 fails (the last checkpoint is at step 4), then resume to the end."""
+    def crash(step, metrics):
+        if step == 6:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train(config, progress=crash)
+    train(config, resume=True)
+
+
 def _history(run) -> dict[str, dict[int, float]]:
     """metrics.csv as {tag: {step: value}} in the loggers' tags."""
     out: dict[str, dict[int, float]] = {}
@@ -51,13 +62,7 @@ def _tensorboard_scalars(folder) -> dict[str, dict[int, float]]:
 def test_tensorboard_events_equal_the_history_across_a_resume(tmp_path, tiny_store):
     config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "run"), steps=8, log=("tensorboard",), **TINY)
 
-    def crash(step, metrics):
-        if step == 6:  # steps 5-6 are logged, then dropped: the resume restarts after the checkpoint at 4
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        train(config, progress=crash)
-    train(config, resume=True)
+    _crash_at_6_and_resume(config)  # steps 5-6 are logged, then dropped: the resume restarts after step 4
 
     logged = _tensorboard_scalars(tmp_path / "run/tensorboard/train")
     history = _history(tmp_path / "run")
@@ -181,13 +186,7 @@ def test_a_resumed_training_run_continues_its_wandb_run(tmp_path, tiny_store):
     from the same weights (1-4 and 7-8 of the resumed history) equal metrics.csv."""
     config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "run"), steps=8, log="wandb", **TINY)
 
-    def crash(step, metrics):
-        if step == 6:
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        train(config, progress=crash)
-    train(config, resume=True)
+    _crash_at_6_and_resume(config)
     files = sorted((tmp_path / "run/wandb").glob("offline-run-*/run-*.wandb"), key=lambda p: p.stat().st_mtime)
     assert len(files) == 2, files
     (id1, first), (id2, second) = _wandb_segment(files[0]), _wandb_segment(files[1])
