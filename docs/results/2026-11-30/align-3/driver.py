@@ -73,8 +73,14 @@ def jobs_align2(tag):
            [("peg5", seed, "rollout", "best-of-n", 4) for seed in (1, 2)]
 
 def jobs(tag):
-    """align-3: P = rollout-reward reference on peg-insert-side seeds 1 and 2 (left open in align-2)."""
-    return [("peg5", seed, "rollout", "best-of-n", 4) for seed in (1, 2)]
+    """align-3: P = rollout-reward reference on peg-insert-side seeds 1 and 2 (left open in align-2);
+    G = the critic grid the first pass ran on seed 0 only (best-of-4/16, guidance 8x) on every seed and
+    setting, then SMC vs best-of-N with the rollout reward at equal NFE (stick-pull seed 0)."""
+    if tag == "P":
+        return [("peg5", seed, "rollout", "best-of-n", 4) for seed in (1, 2)]
+    grid = [(s, seed, "critic", m, n) for seed in (1, 2, 0) for s in ("stick10", "shelf10", "peg5")
+            for m, n in (("best-of-n", 4), ("best-of-n", 16), ("guidance", 8))]
+    return grid + [("stick10", 0, "rollout", "smc", 4)]
 
 
 if __name__ == "__main__":
