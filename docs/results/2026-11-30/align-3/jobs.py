@@ -34,13 +34,14 @@ ALL = [(s, seed) for s in ("stick10", "shelf10", "peg5") for seed in range(3)]
 
 def jobs():
     """In priority order: (1) the refit critic's best-of-N budget (4x or 8x) chosen on development seeds,
-    (2) the refit critic's grid on evaluation seeds, (3) SMC with the rollout reward, (4) guidance and the
-    first-fit critic's grid on seeds 1-2 (align-2 left it open), if time remains."""
+    (2) the refit critic at 4x on evaluation seeds (8x ran in align-2), (3) SMC with the rollout reward,
+    (4) the rest of the refit critic's grid, then guidance and the first-fit critic's grid on seeds 1-2
+    (align-2 left it open), if time remains."""
     out = [(s, seed, None, "none", 1, "dev") for s, seed in ALL]
     out += [(s, seed, "critic_refit", "best-of-n", n, "dev") for n in (4, 8) for s, seed in ALL]
-    out += [(s, seed, "critic_refit", m, n, "eval") for m, n in (("best-of-n", 4), ("best-of-n", 16), ("smc", 8))
-            for s, seed in ALL]
+    out += [(s, seed, "critic_refit", "best-of-n", 4, "eval") for s, seed in ALL]
     out += [("stick10", 0, "rollout", "smc", 4, "eval")]
+    out += [(s, seed, "critic_refit", m, n, "eval") for m, n in (("best-of-n", 16), ("smc", 8)) for s, seed in ALL]
     out += [(s, seed, "critic_refit", "guidance", 8, "eval") for s, seed in ALL]
     out += [(s, seed, "critic", m, n, "eval") for m, n in (("best-of-n", 4), ("best-of-n", 16), ("guidance", 8))
             for s, seed in ALL if seed > 0 or s == "peg5"]
