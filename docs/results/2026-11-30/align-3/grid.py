@@ -35,7 +35,7 @@ def cells(root, setting):
     for seed in range(3):
         c = ckpt(root, setting, seed)
         if (c / "eval.json").exists():
-            base[seed] = sum(json.loads((c / "eval.json").read_text())["successes"][:50])
+            base[seed] = json.loads((c / "eval.json").read_text())["successes"][:50]
         for folder in ("align", "align_extra"):
             for f in sorted((c / folder).glob("*.json")):
                 m = NAME.match(f.stem)
@@ -48,7 +48,8 @@ def main(root: Path, out: Path) -> None:
     lines = []
     fig, axes = plt.subplots(1, len(SETTINGS), figsize=(7 * len(SETTINGS), 7))
     for ax, (setting, title) in zip(axes, SETTINGS.items()):
-        found, base = cells(root, setting)
+        found, base_eps = cells(root, setting)
+        base = {s: sum(v) for s, v in base_eps.items()}
         kb = sum(base.values())
         lo, hi = wilson_interval(kb, 50 * len(base))
         lines += [f"### {title}", "",
@@ -60,13 +61,14 @@ def main(root: Path, out: Path) -> None:
         order = sorted(found, key=lambda k: (list(REWARDS).index(k[0]), METHODS.index(k[1]), k[2]))
         for key in order:
             per = found[key]
-            got = {s: sum(d["eval"]["successes"][:50]) for s, d in per.items()}
-            k, n = sum(got.values()), 50 * len(got)
+            eps = {s: d["eval"]["successes"][:50] for s, d in per.items()}  # some cells ran fewer than 50
+            got = {s: sum(e) for s, e in eps.items()}
+            k, n = sum(got.values()), sum(len(e) for e in eps.values())
             l, h = wilson_interval(k, n)
-            gain = 100 * (k - sum(base[s] for s in got)) / n
+            gain = 100 * (k - sum(sum(base_eps[s][:len(e)]) for s, e in eps.items())) / n  # same episodes
             a = [d["align"] for d in per.values()]
             mean = lambda f: sum(x.get(f, 0.0) for x in a) / len(a)
-            seeds = " | ".join(f"{got[s]}/50" if s in got else "–" for s in range(3))
+            seeds = " | ".join(f"{got[s]}/{len(eps[s])}" if s in got else "–" for s in range(3))
             lines.append(f"| {REWARDS[key[0]]} | {key[1]} | {key[2]}x | {seeds} | {k}/{n} = {100 * k / n:.0f}% "
                          f"| [{100 * l:.0f}, {100 * h:.0f}] | {gain:+.0f} | {mean('nfe_per_chunk'):.0f} "
                          f"| {mean('sim_steps_per_chunk'):.0f} | {mean('wall_s_per_episode'):.1f} |")
