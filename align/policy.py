@@ -112,7 +112,7 @@ class AlignedPolicy:
         self.stats: list[dict] = []
         self._env_obs: dict[str, np.ndarray] | None = None
         self._slot_gens: dict[int, torch.Generator] = {}
-        self._prev_chunk: dict[int, Tensor] = {}  # slot -> its last chosen chunk (normalised), for coherence
+        self._prev_chunk: dict[int, Tensor] = {}  # slot -> its last chosen chunk (env units), for coherence
 
     @property
     def config_dict(self) -> dict:
@@ -185,13 +185,13 @@ class AlignedPolicy:
             gen = self._slot_gens.get(slot, self.generator)
             res = self._align_one(cond[b:b + 1], ctx, gen)
             chunks.append(res.samples[0])
-            self._prev_chunk[slot] = res.samples[0]
             self.stats.append({"nfe": res.nfe, "wall_s": time.perf_counter() - t0,
                                "sim_steps": getattr(self.reward, "sim_steps", 0) - sim0,
                                "reward": float(res.rewards[0]) if res.rewards.numel() else 0.0,
                                "n_distinct": res.n_distinct})
-        x = torch.stack(chunks)  # (b, H, Da) normalised
-        return pol._unnormalize(cfg.action_key, x)
+        actions = pol._unnormalize(cfg.action_key, torch.stack(chunks))  # (b, H, Da)
+        self._prev_chunk.update(zip(slots, actions.clone()))  # a copy: callers may edit what they get
+        return actions
 
     def _align_one(self, cond: Tensor, ctx: dict, generator: torch.Generator | None) -> AlignResult:
         cfg, pcfg = self.config, self.policy.config
@@ -240,6 +240,6 @@ class AlignedPolicy:
             ctx["sim_env"] = self.shadow.envs[slot]
         if slot in self._prev_chunk:
             pcfg = self.policy.config
-            ctx.update(prev_chunk=self.policy._unnormalize(pcfg.action_key, self._prev_chunk[slot]),
-                       chunk_shift=pcfg.n_action_steps, obs_steps=pcfg.n_obs_steps)
+            ctx.update(prev_chunk=self._prev_chunk[slot], chunk_shift=pcfg.n_action_steps,
+                       obs_steps=pcfg.n_obs_steps)
         return ctx
