@@ -1,79 +1,21 @@
-"""Alignment experiments (align-3; align-2's driver with a new job list): jobs claimed through lock folders so several drivers can share the list."""
-import os, sys, time, json
+"""align-2's driver (``../align-2/driver.py``: jobs claimed through lock folders) with align-3's job lists.
+
+    python docs/results/2026-11-30/align-3/driver.py P    # rollout reference, peg-insert-side seeds 1 and 2
+    python docs/results/2026-11-30/align-3/driver.py G    # first-fit critic grid, then SMC with the rollout reward
+
+G ran only its first cell (stick-pull seed 1, best-of-4) before `jobs.py` took over the list.
+"""
+import importlib.util
+import sys
 from pathlib import Path
-import torch
-torch.set_num_threads(1)
-os.environ.setdefault("MUJOCO_GL", "egl")
-import ttfkit.envs  # noqa
-from ttfkit.scripts.gap_align import AlignStage, align_checkpoint, _critic
 
-ROOT = Path("outputs/align")
-ENVS = {"shelf10": "ttfkit/metaworld-shelf-place-v3", "stick10": "ttfkit/metaworld-stick-pull-v3",
-        "peg5": "ttfkit/metaworld-peg-insert-side-v3"}
+_spec = importlib.util.spec_from_file_location("align2_driver", Path(__file__).parents[1] / "align-2" / "driver.py")
+driver = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(driver)
 
-def _first_pass_jobs():  # the first pass's list (../align), kept for the record
-    # (priority, setting, seed, kind, method, budget)
-    out = [(s, 0, "rollout", "best-of-n", 4) for s in ("stick10", "shelf10", "peg5")]
-    for seed in range(3):
-        for s in ("stick10", "shelf10", "peg5"):
-            out.append((s, seed, "critic", "best-of-n", 8))
-            out.append((s, seed, "critic", "smc", 8))
-    for s in ("stick10", "shelf10", "peg5"):
-        out.append((s, 0, "rollout", "best-of-n", 4))
-    for s in ("stick10", "shelf10"):
-        out.append((s, 0, "critic", "best-of-n", 4))
-        out.append((s, 0, "critic", "best-of-n", 16))
-        out.append((s, 0, "critic", "guidance", 8))
-    return out
-
-def main(tag):
-    while True:
-        did = False
-        for s, seed, reward, method, n in jobs(tag):
-            ckpt = ROOT / s / "runs" / f"adamw_lr0.001_seed{seed}" / "checkpoints" / "step_001500"
-            if not (ckpt / "eval.json").exists():
-                continue
-            res = ckpt / "align" / f"{method}-{reward}-x{n}.json"
-            lock = ROOT / "locks" / f"{s}-{seed}-{method}-{reward}-{n}"
-            if res.exists():
-                continue
-            lock.parent.mkdir(exist_ok=True)
-            try:
-                lock.mkdir()
-            except FileExistsError:
-                continue
-            stage = AlignStage(methods=(method,), reward=reward, particles=(n,), critic_episodes=100)
-            t = time.time()
-            if reward == "critic":
-                clock = ROOT / "locks" / f"critic-{s}-{seed}"
-                while True:
-                    try:
-                        clock.mkdir(); break
-                    except FileExistsError:
-                        if (ckpt / "critic" / "model.safetensors").exists(): break
-                        time.sleep(10)
-                _critic(ENVS[s], ckpt, stage, None)
-            r = align_checkpoint(ENVS[s], ckpt, stage, method, n, 50, max_steps=None, device="cpu",
-                                 desc=f"{tag} {s} s{seed} {method} {reward} x{n}")
-            ev = r["eval"]
-            print(f"{tag} {s} seed{seed} {method} {reward} x{n}: {sum(ev['successes'])}/{ev['n_episodes']} "
-                  f"nfe {r['align'].get('nfe_per_chunk')} wall {time.time()-t:.0f}s", flush=True)
-            did = True
-            break
-        if not did:
-            time.sleep(30)
-
-
-def jobs_align2(tag):
-    """R: rollout-reward reference on training seeds 1 (seed 0 ran in the first pass); S: seed 2, then SMC."""
-    if tag == "R":
-        return [(s, 1, "rollout", "best-of-n", 4) for s in ("stick10", "shelf10")]
-    return [(s, 2, "rollout", "best-of-n", 4) for s in ("stick10", "shelf10")] + \
-           [("stick10", 0, "rollout", "smc", 4)] + \
-           [("peg5", seed, "rollout", "best-of-n", 4) for seed in (1, 2)]
 
 def jobs(tag):
-    """align-3: P = rollout-reward reference on peg-insert-side seeds 1 and 2 (left open in align-2);
+    """P = rollout-reward reference on peg-insert-side seeds 1 and 2 (left open in align-2);
     G = the critic grid the first pass ran on seed 0 only (best-of-4/16, guidance 8x) on every seed and
     setting, then SMC vs best-of-N with the rollout reward at equal NFE (stick-pull seed 0)."""
     if tag == "P":
@@ -84,4 +26,5 @@ def jobs(tag):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    driver.jobs = jobs  # align-2's main() looks its job list up by this name
+    driver.main(sys.argv[1])
