@@ -30,3 +30,25 @@ def tiny_store(tmp_path_factory):
 def make_store():
     """``make_store(path, **kw)`` writes a synthetic store (see ``write_store``)."""
     return write_store
+
+
+class TrainingCrash(Exception):
+    """Raised by ``crash_and_resume``'s progress hook to interrupt a training run."""
+
+
+@pytest.fixture
+def crash_and_resume():
+    """``crash_and_resume(config, at)``: ``train(config)`` fails at step ``at`` (an exception from its progress
+    hook, as a crash would), then ``train(config, resume=True)`` runs it to the end from its last checkpoint."""
+    from ttfkit.policies.trainer import train
+
+    def run(config, at: int):
+        def crash(step, metrics):
+            if step == at:
+                raise TrainingCrash
+
+        with pytest.raises(TrainingCrash):
+            train(config, progress=crash)
+        return train(config, resume=True)
+
+    return run

@@ -16,21 +16,6 @@ TINY = dict(batch=8, lr=1e-3, warmup_steps=2, ckpt_every=4, log_every=1, val_fra
             policy_options={"encoder": {"lowdim_hidden": 16, "lowdim_features": 8}, "num_steps": 2})
 
 
-class _Crash(Exception):
-    pass
-
-
-def _crash_at_6_and_resume(config):
-    """Train until step 6 fails (the last checkpoint is at step 4), then resume to the end."""
-    def crash(step, metrics):
-        if step == 6:
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        train(config, progress=crash)
-    train(config, resume=True)
-
-
 def _history(run) -> dict[str, dict[int, float]]:
     """metrics.csv as {tag: {step: value}} in the loggers' tags."""
     out: dict[str, dict[int, float]] = {}
@@ -59,10 +44,10 @@ def _tensorboard_scalars(folder) -> dict[str, dict[int, float]]:
     return out
 
 
-def test_tensorboard_events_equal_the_history_across_a_resume(tmp_path, tiny_store):
+def test_tensorboard_events_equal_the_history_across_a_resume(tmp_path, tiny_store, crash_and_resume):
     config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "run"), steps=8, log=("tensorboard",), **TINY)
 
-    _crash_at_6_and_resume(config)  # steps 5-6 are logged, then dropped: the resume restarts after step 4
+    crash_and_resume(config, at=6)  # steps 5-6 are logged, then dropped: the resume restarts after step 4
 
     logged = _tensorboard_scalars(tmp_path / "run/tensorboard/train")
     history = _history(tmp_path / "run")
@@ -180,13 +165,13 @@ def _wandb_segment(path):
     return run_id, logged
 
 
-def test_a_resumed_training_run_continues_its_wandb_run(tmp_path, tiny_store):
+def test_a_resumed_training_run_continues_its_wandb_run(tmp_path, tiny_store, crash_and_resume):
     """Crash after step 6 (checkpoint at 4), resume: the second offline segment has the first one's run id
     and sends only steps 7-8; together they hold every step once, and the steps both segments trained
     from the same weights (1-4 and 7-8 of the resumed history) equal metrics.csv."""
     config = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "run"), steps=8, log="wandb", **TINY)
 
-    _crash_at_6_and_resume(config)
+    crash_and_resume(config, at=6)
     files = sorted((tmp_path / "run/wandb").glob("offline-run-*/run-*.wandb"), key=lambda p: p.stat().st_mtime)
     assert len(files) == 2, files
     (id1, first), (id2, second) = _wandb_segment(files[0]), _wandb_segment(files[1])

@@ -101,19 +101,11 @@ def test_lr_schedule_equals_the_closed_form_in_every_param_group(warmup, steps, 
             opt, scheduler = fresh, restored
 
 
-def test_resume_inside_the_warmup_equals_the_uninterrupted_run(tmp_path, tiny_store):
+def test_resume_inside_the_warmup_equals_the_uninterrupted_run(tmp_path, tiny_store, crash_and_resume):
     warm = {**TINY, "warmup_steps": 6}  # checkpoint at 4 lies inside the warmup
     full = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "a"), steps=8, **warm)
     train(full)
-    cut = TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "b"), steps=8, **warm)
-
-    def crash(step, metrics):
-        if step == 5:
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        train(cut, progress=crash)
-    train(cut, resume=True)
+    crash_and_resume(TrainConfig(dataset=str(tiny_store), out=str(tmp_path / "b"), steps=8, **warm), at=5)
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
     assert [float(r["lr"]) for r in _rows(tmp_path / "b")] == pytest.approx(
         [_closed_form_lr(1e-3, s, 6, 8, 0.0) for s in range(1, 9)], rel=1e-15)
