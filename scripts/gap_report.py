@@ -18,8 +18,8 @@ from scipy import stats
 
 from ttfkit.envs.evaluate import wilson_interval
 
-__all__ = ["CheckpointRow", "RunSummary", "read_csv", "write_csv", "summarize", "headline", "write_report", "plot_gap",
-           "wilson_interval"]
+__all__ = ["CheckpointRow", "RunSummary", "read_csv", "write_csv", "summarize", "newcombe_interval", "best_difference",
+           "difference_sign", "headline", "write_report", "plot_gap", "wilson_interval"]
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,28 @@ def _spearman(x: list[float], y: list[float]) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
 
+def newcombe_interval(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float]:
+    """95% interval of p_a - p_b from each proportion's (estimate, Wilson low, Wilson high) (Newcombe 1998)."""
+    (pa, la, ua), (pb, lb, ub) = a, b
+    d = pa - pb
+    return d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)
+
+
+def best_difference(dopr: RunSummary, base: RunSummary) -> tuple[float, tuple[float, float]]:
+    """Best-checkpoint success of ``dopr`` minus ``base`` and its 95% Newcombe interval (from each one's Wilson
+    interval of the pooled episodes: episode noise, not seed-to-seed spread)."""
+    return dopr.best_success - base.best_success, newcombe_interval((dopr.best_success, *dopr.best_ci),
+                                                                    (base.best_success, *base.best_ci))
+
+
+def difference_sign(ci: tuple[float, float]) -> int:
+    """+1 when the interval of a difference lies above 0, -1 when below, 0 when it includes 0."""
+    return 1 if ci[0] > 0 else -1 if ci[1] < 0 else 0
+
+
 def headline(summaries: list[RunSummary]) -> str:
-    """One plain sentence per DoPr variant against its base optimizer, at each one's best lr."""
+    """One plain sentence per DoPr variant against its base optimizer, at each one's best lr; the verdict is
+    the sign of the difference's Newcombe interval (the across-settings report's verdict too)."""
     best = {}
     for s in summaries:
         if s.optimizer not in best or s.best_success > best[s.optimizer].best_success:
@@ -146,20 +166,22 @@ def headline(summaries: list[RunSummary]) -> str:
         if not name.startswith("dopr-") or name[len("dopr-"):] not in best:
             continue
         base = best[name[len("dopr-"):]]
-        diff = dopr.best_success - base.best_success
-        overlap = dopr.best_ci[0] <= base.best_ci[1] and base.best_ci[0] <= dopr.best_ci[1]
-        if diff > 0 and not overlap:
+        diff, ci = best_difference(dopr, base)
+        sign = difference_sign(ci)
+        if sign > 0:
             verdict = f"{name} beat {base.optimizer} here"
-        elif diff < 0 and not overlap:
+        elif sign < 0:
             verdict = f"{name} did worse than {base.optimizer} here"
         elif diff == 0:
             verdict = f"{name} tied {base.optimizer} here"
         else:
             better = "higher" if diff > 0 else "lower"
-            verdict = f"{name} was {better} than {base.optimizer} here, but the 95% intervals overlap (no clear difference)"
+            verdict = (f"{name} was {better} than {base.optimizer} here, but the 95% interval of the difference "
+                       "includes 0 (no clear difference)")
         sentences.append(
             f"{verdict}: best-checkpoint success {dopr.best_success:.0%} {_fmt_ci(dopr.best_ci)} vs "
-            f"{base.best_success:.0%} {_fmt_ci(base.best_ci)} ({diff:+.0%}, {dopr.n_seeds} vs {base.n_seeds} seeds)."
+            f"{base.best_success:.0%} {_fmt_ci(base.best_ci)}, difference {diff:+.0%} [{ci[0]:+.0%}, {ci[1]:+.0%}] "
+            f"(95% Newcombe interval, episodes pooled over seeds; {dopr.n_seeds} vs {base.n_seeds} seeds)."
         )
     return " ".join(sentences) if sentences else "No DoPr/base optimizer pair was run, so there is no comparison."
 

@@ -36,7 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ttfkit.scripts.gap_report import CheckpointRow, RunSummary, read_csv, summarize, wilson_interval
+from ttfkit.scripts.gap_report import (
+    CheckpointRow,
+    RunSummary,
+    best_difference,
+    difference_sign,
+    newcombe_interval,
+    read_csv,
+    summarize,
+    wilson_interval,
+)
 
 __all__ = ["load_sweep", "write_sweep", "load_setting", "compare_setting", "newcombe_interval", "write_settings",
            "main"]
@@ -120,8 +129,7 @@ class PairComparison:
 
     @property
     def verdict(self) -> str:
-        low, high = self.best_diff_ci
-        return "DoPr wins" if low > 0 else "DoPr loses" if high < 0 else "no clear difference"
+        return {1: "DoPr wins", -1: "DoPr loses", 0: "no clear difference"}[difference_sign(self.best_diff_ci)]
 
 
 def load_setting(sources: list[str]) -> list[CheckpointRow]:
@@ -137,13 +145,6 @@ def load_setting(sources: list[str]) -> list[CheckpointRow]:
         suffix = _options_suffix(csv_path.parent / "gap_config.json") + (f" [{tag}]" if tag else "")
         rows += [dataclasses.replace(r, optimizer=r.optimizer + suffix) for r in read_csv(csv_path)]
     return rows
-
-
-def newcombe_interval(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float]:
-    """95% interval of p_a - p_b from each proportion's (estimate, Wilson low, Wilson high) (Newcombe 1998)."""
-    (pa, la, ua), (pb, lb, ub) = a, b
-    d = pa - pb
-    return d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)
 
 
 def compare_setting(name: str, rows: list[CheckpointRow]) -> list[PairComparison]:
@@ -168,9 +169,9 @@ def compare_setting(name: str, rows: list[CheckpointRow]) -> list[PairComparison
             continue
         base = best[base_label]
         finals = {lab: _final(rows, lab, best[lab].lr) for lab in (label, base_label)}
+        best_diff, best_diff_ci = best_difference(dopr, base)
         out.append(PairComparison(
-            setting=name, dopr=dopr, base=base, best_diff=dopr.best_success - base.best_success,
-            best_diff_ci=newcombe_interval((dopr.best_success, *dopr.best_ci), (base.best_success, *base.best_ci)),
+            setting=name, dopr=dopr, base=base, best_diff=best_diff, best_diff_ci=best_diff_ci,
             final=(finals[label][0], finals[base_label][0]),
             final_diff_ci=newcombe_interval(finals[label][:3], finals[base_label][:3]),
             lr_picked_on_eval=n_lrs[label] > 1 or n_lrs[base_label] > 1,

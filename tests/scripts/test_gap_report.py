@@ -1,5 +1,6 @@
 """TTF-gap report statistics on hand-built checkpoint series with answers worked out here."""
 
+import dataclasses
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from ttfkit.scripts.gap_report import (
     write_csv,
     write_report,
 )
+from ttfkit.scripts.sweep_report import compare_setting
 
 
 def _row(opt, seed, step, val, succ, episodes=50, lr=1e-3):
@@ -59,12 +61,31 @@ def test_summary_statistics():
     assert d.best_ci == pytest.approx((lo, hi))
 
 
-def test_headline_states_the_winner_and_overlap():
+def test_headline_states_the_winner_and_the_difference_interval():
     text = headline(summarize(_gap_rows()))
     assert text.startswith("dopr-adamw beat adamw here")
     close = [_row("adamw", 0, 100, 0.3, 0.50, episodes=10), _row("dopr-adamw", 0, 100, 0.3, 0.60, episodes=10)]
-    assert "intervals overlap" in headline(summarize(close))
+    assert "interval of the difference includes 0 (no clear difference)" in headline(summarize(close))
     assert "No DoPr" in headline(summarize([_row("adamw", 0, 1, 0.1, 0.5)]))
+
+
+def test_headline_verdict_is_the_difference_interval_not_overlapping_wilson_intervals():
+    # Newcombe (1998) example (a): 56/70 vs 48/80. The two Wilson intervals overlap ([0.69, 0.88] and
+    # [0.49, 0.70]), but the interval of the difference is [+0.0524, +0.3339] (published), so DoPr wins.
+    rows = [_row("dopr-adamw", 0, 100, 0.3, 56 / 70, episodes=70), _row("adamw", 0, 100, 0.3, 48 / 80, episodes=80)]
+    d, b = sorted(summarize(rows), key=lambda s: s.optimizer != "dopr-adamw")
+    assert d.best_ci[0] <= b.best_ci[1]  # the old test (overlap) would have called this "no clear difference"
+    text = headline(summarize(rows))
+    assert text.startswith("dopr-adamw beat adamw here")
+    assert "difference +20% [+5%, +33%]" in text
+    # one code path with the across-settings report: same interval, same verdict
+    comparison = compare_setting("s", rows)[0]
+    assert comparison.verdict == "DoPr wins"
+    assert comparison.best_diff_ci == pytest.approx((0.0524, 0.3339), abs=5e-5)
+    flipped = [dataclasses.replace(r, optimizer="adamw" if r.optimizer == "dopr-adamw" else "dopr-adamw") for r in rows]
+    assert headline(summarize(flipped)).startswith("dopr-adamw did worse than adamw here")
+    assert "difference -20% [-33%, -5%]" in headline(summarize(flipped))
+    assert compare_setting("s", flipped)[0].verdict == "DoPr loses"
 
 
 def test_csv_round_trip_and_report_files(tmp_path):
