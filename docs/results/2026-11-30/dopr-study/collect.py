@@ -26,7 +26,7 @@ from ttfkit.scripts.sweep_report import main as sweep_report
 
 HERE = Path(__file__).resolve().parent
 ORDER = ("stick-pull-10", "peg-insert-side-5", "shelf-place-10", "peg-insert-side-25", "stick-pull-10-muon",
-         "shelf-place-10-noise")
+         "shelf-place-10-noise", "stick-pull-10-unet", "peg-insert-side-5-muon")
 _BAR = re.compile(r"\|\s*\d+/\d+ \[")
 
 
@@ -65,7 +65,8 @@ def tuning_rows(setting: str, src: Path) -> list[dict]:
 
 
 def tuning_table(rows: list[dict]) -> str:
-    lines = ["| setting | optimizer | lr | val loss per checkpoint (500 / 1000 / 1500) | tuning success | "
+    lines = ["| setting | optimizer | lr | val loss per checkpoint (steps 500 / 1000 / 1500; U-Net 200 / 400) | "
+             "tuning success | "
              "Spearman(val loss, tuning success) over all the optimizer's tuning checkpoints |",
              "|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict]] = {}
