@@ -6,7 +6,7 @@ Usage:
     python scripts/bench_optim.py --nets --toy-seeds 5 # toy only
 
 Part 1 (time): one step = forward + backward + optimizer step of the default flow policy
-(``ttfkit.policies.make_policy("flow", backbone="mlp" | "unet")``, its ``compute_loss``) at batch 256,
+(``ttfkit.policies.make_policy("flow", backbone="mlp" | "unet")``, or the pixel policy: ``--nets pixel``; its ``compute_loss``) at batch 256,
 for AdamW, Muon and DoPr on each. DoPr's per-step cost splits into parts that different settings
 pay at different rates, and each part is timed as a full step in the same process, round-robin with
 the baseline (so load drift hits all alike):
@@ -65,19 +65,31 @@ def _env() -> dict:
 
 
 def _policy_and_batch(backbone: str, batch_size: int, device: torch.device):
+    """The default flow policy on ``backbone`` ("mlp", "unet") with state observations, or ("pixel") the pixel
+    policy of docs/results/2026-11-30/pixels: MLP backbone, one 84x84 camera through the 16-channel conv
+    encoder (random 0.9 crop) plus ``agent_pos``, one observation step."""
     from ttfkit.policies import make_policy
 
     torch.manual_seed(0)
-    policy = make_policy("flow", obs_shapes={"agent_pos": (10,), "environment_state": (20,)}, action_dim=4,
-                         backbone=backbone).to(device)
-    return policy, _batch(batch_size, device, seed=1)
+    if backbone == "pixel":
+        policy = make_policy("flow", obs_shapes={"agent_pos": (4,), "pixels": (3, 84, 84)}, action_dim=4,
+                             n_obs_steps=1, backbone="mlp",
+                             encoder={"image_encoder": "conv", "image_channels": 16, "crop_ratio": 0.9})
+    else:
+        policy = make_policy("flow", obs_shapes={"agent_pos": (10,), "environment_state": (20,)}, action_dim=4,
+                             backbone=backbone)
+    return policy.to(device), _batch(batch_size, device, seed=1, pixels=backbone == "pixel")
 
 
-def _batch(batch_size: int, device: torch.device, seed: int) -> dict:
+def _batch(batch_size: int, device: torch.device, seed: int, pixels: bool = False) -> dict:
     gen = torch.Generator().manual_seed(seed)
-    batch = {"obs": {"agent_pos": torch.randn(batch_size, 2, 10, generator=gen),
-                     "environment_state": torch.randn(batch_size, 2, 20, generator=gen)},
-             "action": torch.randn(batch_size, 16, 4, generator=gen)}
+    if pixels:
+        obs = {"agent_pos": torch.randn(batch_size, 1, 4, generator=gen),
+               "pixels": torch.rand(batch_size, 1, 3, 84, 84, generator=gen)}
+    else:
+        obs = {"agent_pos": torch.randn(batch_size, 2, 10, generator=gen),
+               "environment_state": torch.randn(batch_size, 2, 20, generator=gen)}
+    batch = {"obs": obs, "action": torch.randn(batch_size, 16, 4, generator=gen)}
     return {"obs": {k: v.to(device) for k, v in batch["obs"].items()}, "action": batch["action"].to(device)}
 
 
@@ -216,7 +228,7 @@ def bench_accuracy(backbone: str, batch_size: int, device: torch.device, ranks=(
     ap._recording = True
     for seed in range(window):
         opt.zero_grad()
-        policy.compute_loss(_batch(batch_size, device, seed=100 + seed))[0].backward()
+        policy.compute_loss(_batch(batch_size, device, seed=100 + seed, pixels=backbone == "pixel"))[0].backward()
     rows = []
     for name, layer in ap.layers.items():
         full = (layer.acc / layer.acc[-1, -1]).double()
@@ -318,7 +330,8 @@ def bench_toy_damping(seeds: int, lr: float, dampings: list[float]) -> list[dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nets", nargs="*", default=["mlp", "unet"], help="policy backbones to time")
+    parser.add_argument("--nets", nargs="*", default=["mlp", "unet"],
+                        help="policies to time: mlp, unet (state), pixel (conv16 camera encoder + MLP)")
     parser.add_argument("--bases", nargs="*", default=["adamw", "muon"])
     parser.add_argument("--ranks", nargs="*", default=["exact", str(DEFAULT_RANK)],
                         help="AP forms to time: 'exact' and/or cheap-AP ranks")
