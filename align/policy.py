@@ -58,6 +58,8 @@ class AlignConfig:
         value_samples: M posterior samples per value estimate (SMC, guidance).
         inner_steps: GLASS inner steps per transition / posterior sample (ignored with a Diamond Map).
         ess_threshold: SMC resampling threshold (fraction of N).
+        smc_final: "sample" (the chunk is drawn from SMC's final weights) or "max" (the final particle with
+            the highest reward, as best-of-N picks; see :func:`ttfkit.align.smc.smc`).
         guidance_scale: factor on the guidance drift.
         guidance_start: guidance is off for t < guidance_start ("resample early, guide late").
     """
@@ -69,6 +71,7 @@ class AlignConfig:
     value_samples: int = 4
     inner_steps: int = 4
     ess_threshold: float = 0.5
+    smc_final: str = "sample"
     guidance_scale: float = 1.0
     guidance_start: float = 0.0
 
@@ -81,6 +84,8 @@ class AlignConfig:
             raise ValueError(f"steps must be >= 1 or None, got {self.steps=}")
         if not 0.0 <= self.guidance_start < 1.0:
             raise ValueError(f"guidance_start must be in [0, 1), got {self.guidance_start=}")
+        if self.smc_final not in ("sample", "max"):
+            raise ValueError(f"smc_final must be 'sample' or 'max', got {self.smc_final=!r}")
 
 
 class AlignedPolicy:
@@ -211,7 +216,7 @@ class AlignedPolicy:
         if cfg.method == "smc":
             return smc(self.policy, reward, n_particles=cfg.particles, n_steps=cfg.smc_steps, n_samples=1,
                        posterior=self.posterior, value_samples=cfg.value_samples, inner_steps=cfg.inner_steps,
-                       ess_threshold=cfg.ess_threshold, **kw)
+                       ess_threshold=cfg.ess_threshold, final=cfg.smc_final, **kw)
         vg = PosteriorValueGrad(self.policy, reward, posterior=self.posterior, value_samples=cfg.value_samples,
                                 inner_steps=cfg.inner_steps, reward_context=ctx, generator=generator)
         start, scale = cfg.guidance_start, cfg.guidance_scale

@@ -41,6 +41,7 @@ def smc(
     ess_threshold: float = 0.5,
     twist_scale: float = 1.0,
     n_samples: int | None = None,
+    final: str = "sample",
     reward_context=None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
@@ -59,12 +60,17 @@ def smc(
         ess_threshold: resample when ESS < ess_threshold·N (1.0: every step, 0.0: never).
         twist_scale: multiplies the intermediate potentials (a "temperature" on values; 1 = exact twist).
         cond: one context (leading dim 1) for the model, or None; reward_context defaults to cond.
+        final: "sample" draws the output from the final importance weights (a sample of p·exp(r));
+            "max" returns the ``n_samples`` final particles with the highest reward (greedy selection, as
+            best-of-N does, over particles that SMC steered: for picking one good chunk, not for sampling).
     NFE (rows): per step N·(transition + M·posterior sample), the last step only N·transition.
     """
     if n_particles < 1 or n_steps < 1 or value_samples < 1:
         raise ValueError(f"need n_particles, n_steps, value_samples >= 1, got {n_particles}, {n_steps}, {value_samples}")
     if not 0.0 <= ess_threshold <= 1.0:
         raise ValueError(f"ess_threshold must be in [0, 1], got {ess_threshold}")
+    if final not in ("sample", "max"):
+        raise ValueError(f"final must be 'sample' or 'max', got {final!r}")
     post, counters = _posterior.resolve(model, posterior, inner_steps)
     ctx = cond if reward_context is None else reward_context
     n = n_particles
@@ -93,7 +99,10 @@ def smc(
                 resampled.append(k)
         n_out = n if n_samples is None else n_samples
         log_norm = logw - torch.logsumexp(logw, 0)
-        idx = systematic_resample(logw, n_out, generator=generator)
+        if final == "max":  # v_prev holds the final rewards r(x_1)
+            idx = torch.argsort(v_prev, descending=True, stable=True)[: min(n_out, n)]
+        else:
+            idx = systematic_resample(logw, n_out, generator=generator)
     samples = x[idx]
     return AlignResult(samples=samples, nfe=sum(c.evals for c in counters), rewards=v_prev[idx].float(),
                        ess=ess_hist, n_distinct=count_distinct(samples), resampled=resampled,

@@ -85,6 +85,8 @@ def test_shadow_envs_track_the_evaluator_and_best_of_n_raises_lookahead_reward(t
 def test_aligned_policy_validates():
     with pytest.raises(ValueError, match="method"):
         AlignConfig(method="beam")
+    with pytest.raises(ValueError, match="smc_final"):
+        AlignConfig(method="smc", smc_final="best")
     with pytest.raises(ValueError, match="differentiable"):
         AlignedPolicy(object(), make_reward("sim"), AlignConfig(method="guidance"))
 

@@ -130,3 +130,28 @@ def test_smc_counts_one_nfe_per_diamond_call(mix2d):
     res = smc(mix2d, make_reward("zero"), n_particles=10, n_steps=4, shape=(2,), posterior=dmap, value_samples=3,
               generator=torch.Generator().manual_seed(0))
     assert res.nfe == 10 * 4 + 10 * 3 * 3  # one call per transition and per value sample
+
+
+def test_smc_final_max_returns_the_best_final_particles_of_the_same_run(mix2d):
+    """final="max" changes only the last selection: the same seeded run, the highest-reward final particles."""
+    quad = make_reward("quadratic", center=CENTER, tau=TAU)
+    calls = []
+
+    def reward(x, ctx):
+        calls.append(x.clone())
+        return quad(x, ctx)
+
+    kw = dict(n_particles=32, n_steps=4, shape=(2,), value_samples=2, inner_steps=2, n_samples=3)
+    sampled = smc(mix2d, reward, **kw, generator=torch.Generator().manual_seed(3))
+    final_sampled = calls[-1]
+    calls.clear()
+    best = smc(mix2d, reward, **kw, final="max", generator=torch.Generator().manual_seed(3))
+    final = calls[-1]
+    torch.testing.assert_close(final, final_sampled)  # same particles up to the last selection
+    r = quad(final, None)
+    top = torch.argsort(r, descending=True)[:3]
+    torch.testing.assert_close(best.samples, final[top])
+    torch.testing.assert_close(best.rewards, r[top].float())
+    assert best.rewards[0] >= sampled.rewards.max()  # the draw from the weights cannot beat the top particle
+    with pytest.raises(ValueError, match="final"):
+        smc(mix2d, reward, **kw, final="best")
