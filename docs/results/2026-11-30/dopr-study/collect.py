@@ -4,10 +4,10 @@
 
 logs/queue.log: run.sh's start and end lines per setting. Per finished setting NAME (its checkpoints.csv
 exists): NAME/{report.md, checkpoints.csv, gap.png, gap_config.json, tune.md, tune.json}; logs/NAME.log
-(the raw log without its progress-bar updates, the final line of each bar kept); tuning.md/csv: validation loss and tuning success of every checkpoint of
-every tuning run, and per (setting, optimizer) Spearman(val loss, tuning success) over those checkpoints
-(all lrs of the grid together: does a lower validation loss go with more success across lrs?); then
-``sweep_report --setting`` over the finished settings into settings/.
+(the raw log without its progress-bar updates, the final line of each bar kept); tuning.md/csv:
+validation loss and tuning success of every checkpoint of every tuning run, and per (setting, optimizer)
+Spearman(val loss, tuning success) over those checkpoints (all lrs of the grid together: does a lower
+validation loss go with more success across lrs?); then ``sweep_report --setting`` over the finished settings into settings/.
 """
 
 from __future__ import annotations
