@@ -7,7 +7,8 @@ exists): NAME/{report.md, checkpoints.csv, gap.png, gap_config.json, tune.md, tu
 (the raw log without its progress-bar updates, the final line of each bar kept); tuning.md/csv:
 validation loss and tuning success of every checkpoint of every tuning run, and per (setting, optimizer)
 Spearman(val loss, tuning success) over those checkpoints (all lrs of the grid together: does a lower
-validation loss go with more success across lrs?); then ``sweep_report --setting`` over the finished settings into settings/.
+validation loss go with more success across lrs?); then ``sweep_report --setting`` over the finished
+settings into settings/.
 """
 
 from __future__ import annotations
