@@ -37,7 +37,7 @@ from ttfkit.align.guidance import PosteriorValueGrad, guided_sample
 from ttfkit.align.nfe import NFECounter
 from ttfkit.align.result import AlignResult
 from ttfkit.align.search import best_of_n, sample_ode
-from ttfkit.align.smc import smc
+from ttfkit.align.smc import FINAL_SELECTIONS, smc
 
 __all__ = ["AlignConfig", "AlignedPolicy", "METHODS"]
 
@@ -84,8 +84,8 @@ class AlignConfig:
             raise ValueError(f"steps must be >= 1 or None, got {self.steps=}")
         if not 0.0 <= self.guidance_start < 1.0:
             raise ValueError(f"guidance_start must be in [0, 1), got {self.guidance_start=}")
-        if self.smc_final not in ("sample", "max"):
-            raise ValueError(f"smc_final must be 'sample' or 'max', got {self.smc_final=!r}")
+        if self.smc_final not in FINAL_SELECTIONS:
+            raise ValueError(f"smc_final must be one of {FINAL_SELECTIONS}, got {self.smc_final=!r}")
 
 
 class AlignedPolicy:

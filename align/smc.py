@@ -24,7 +24,9 @@ from ttfkit.align import _posterior
 from ttfkit.align._ode import expand_cond
 from ttfkit.align.result import AlignResult, count_distinct
 
-__all__ = ["smc", "estimate_value", "systematic_resample", "effective_sample_size"]
+__all__ = ["smc", "estimate_value", "systematic_resample", "effective_sample_size", "FINAL_SELECTIONS"]
+
+FINAL_SELECTIONS = ("sample", "max")  # how smc() picks its output from the final particles (``final``)
 
 
 def smc(
@@ -69,8 +71,8 @@ def smc(
         raise ValueError(f"need n_particles, n_steps, value_samples >= 1, got {n_particles}, {n_steps}, {value_samples}")
     if not 0.0 <= ess_threshold <= 1.0:
         raise ValueError(f"ess_threshold must be in [0, 1], got {ess_threshold}")
-    if final not in ("sample", "max"):
-        raise ValueError(f"final must be 'sample' or 'max', got {final!r}")
+    if final not in FINAL_SELECTIONS:
+        raise ValueError(f"final must be one of {FINAL_SELECTIONS}, got {final!r}")
     post, counters = _posterior.resolve(model, posterior, inner_steps)
     ctx = cond if reward_context is None else reward_context
     n = n_particles
