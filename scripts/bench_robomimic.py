@@ -2,14 +2,18 @@
 robosuite's own offscreen renderer at its defaults), and the evaluator's steps/s per worker count.
 
     MUJOCO_GL=egl nice -n 10 python -m ttfkit.scripts.bench_robomimic [--steps 150] [--repeats 3] \\
-        [--tasks lift,can,square,tool-hang,transport] [--workers 0,1,2] [--out bench.jsonl]
+        [--tasks lift,can,square,tool-hang,transport] [--workers 0,1,2] [--eval-tasks lift] [--n-envs 2] \\
+        [--out bench.jsonl]
 
 - ``state``: one env in this process, seeded uniform random actions, ``env.step`` loop.
 - ``camera``: steps/s with one 84x84 ``agentview`` image in the observation: ttfkit's env
   (``cameras=["agentview"]``, shadows/multisampling off) vs ``robosuite.make(..., use_camera_obs=True)``
   at robosuite's defaults (same controller); and raw frames/s of both renderers (render calls only).
-- ``evaluate``: ``ttfkit.envs.evaluate`` of a random policy, 4 episodes x ``--steps`` steps without early
-  stop on 2 env slots, for each ``--workers``; steps/s over the whole call and without startup.
+- ``evaluate``: ``ttfkit.envs.evaluate`` of a random policy, 2 x ``--n-envs`` episodes x ``--steps`` steps
+  without early stop on ``--n-envs`` env slots, for each ``--eval-tasks`` and ``--workers``; env steps/s
+  over the whole call and without startup (before 2026-11-30's third pass this line reported policy
+  calls/s, i.e. env steps / n_envs).
+An empty list (``--tasks ""``) skips that part.
 Each configuration is warmed up, then timed ``--repeats`` times (median, min, max; one JSON line each).
 The cores may be shared: the header prints the load average.
 """
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="lift,can,square,tool-hang,transport")
     parser.add_argument("--camera-tasks", default="lift")
     parser.add_argument("--workers", default="0,1,2")
+    parser.add_argument("--eval-tasks", default="lift")
+    parser.add_argument("--n-envs", type=int, default=2, help="env slots of the evaluate bench")
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
     args = parser.parse_args(argv)
     import torch
@@ -106,12 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(record), flush=True)
 
     print(f"# load average {os.getloadavg()}, cpus {os.cpu_count()}, steps {args.steps}, repeats {args.repeats}")
-    for task in args.tasks.split(","):
+    def names(text: str) -> list[str]:
+        return [name for name in text.split(",") if name]
+
+    for task in names(args.tasks):
         env = envs.make_env(f"ttfkit/robomimic-{task}-v0", seed=0)
         emit({"bench": "state", "task": task, "steps_per_s": _stats(
             _time_steps(env.step, env.action_space.shape[0], args.steps, args.repeats))})
         env.close()
-    for task in args.camera_tasks.split(","):
+    for task in names(args.camera_tasks):
         env = envs.make_env(f"ttfkit/robomimic-{task}-v0", seed=0, cameras=["agentview"], image_size=84)
         ours = _time_steps(env.step, env.action_space.shape[0], args.steps, args.repeats)
         view = env.unwrapped._view("agentview", 84)
@@ -127,16 +136,21 @@ def main(argv: list[str] | None = None) -> int:
               "ttfkit_steps_per_s": _stats(ours), "robosuite_default_steps_per_s": _stats(theirs),
               "ttfkit_frames_per_s": _stats(ours_fps), "robosuite_default_frames_per_s": _stats(theirs_fps),
               "frames_ratio": round(statistics.median(ours_fps) / statistics.median(theirs_fps), 2)})
-    for workers in (int(w) for w in args.workers.split(",")):
-        env_id = "ttfkit/robomimic-lift-v0"
+    for task, workers in ((t, int(w)) for t in names(args.eval_tasks) for w in names(args.workers)):
+        env_id = f"ttfkit/robomimic-{task}-v0"
+        probe = envs.make_env(env_id, seed=0)
+        action_dim = probe.action_space.shape[0]
+        probe.close()
         rates, sim_rates = [], []
         for _ in range(args.repeats):
             timings: dict = {}
-            evaluate(_RandomPolicy(7), env_id, 4, n_envs=2, workers=workers, max_steps=args.steps,
-                     stop_on_success=False, timings=timings)
-            rates.append(timings["steps"] / timings["total_s"])
-            sim_rates.append(timings["steps"] / (timings["total_s"] - timings["startup_s"]))
-        emit({"bench": "evaluate", "task": "lift", "workers": workers, "n_envs": 2, "episodes": 4,
+            result = evaluate(_RandomPolicy(action_dim), env_id, 2 * args.n_envs, n_envs=args.n_envs,
+                              workers=workers, max_steps=args.steps, stop_on_success=False, timings=timings)
+            env_steps = sum(result.lengths)  # timings["steps"] counts policy calls (one per n_envs env steps)
+            rates.append(env_steps / timings["total_s"])
+            sim_rates.append(env_steps / (timings["total_s"] - timings["startup_s"]))
+        emit({"bench": "evaluate", "task": task, "workers": workers, "n_envs": args.n_envs,
+              "episodes": 2 * args.n_envs, "unit": "env steps",
               "steps_per_s_total": _stats(rates), "steps_per_s_after_startup": _stats(sim_rates)})
     if args.out:
         with open(args.out, "a") as f:
