@@ -111,13 +111,20 @@ def gap_tables() -> list[dict]:
     return finals
 
 
+def last_val_loss(result: Path) -> str:
+    """Validation loss at the last logged step of the run whose evaluation is ``result`` (its metrics CSV
+    sits beside it as ``<stem>_metrics.csv``)."""
+    rows = [r for r in csv.DictReader(open(result.with_name(result.stem + "_metrics.csv"))) if r["val_loss"]]
+    return f"{float(rows[-1]['val_loss']):.3f} @ {rows[-1]['step']}"
+
+
 def unet_table() -> list[tuple[str, str, dict]]:
     mlp = {"lift": HERE.parent / "robomimic" / "policy_lift_flow_mlp.json",
            "can": HERE.parent / "robomimic-2" / "policy_can_flow_mlp.json",
            "square": HERE.parent / "robomimic-2" / "policy_square_flow_mlp.json"}
     bars = []
-    print("\n| task | flow MLP (1500 x 256) | flow U-Net | Wilson 95% (U-Net) | mean length (U-Net) |")
-    print("|---|---|---|---|---|")
+    print("\n| task | flow MLP (1500 x 256) | val loss | flow U-Net | Wilson 95% (U-Net) | mean length (U-Net) | val loss |")
+    print("|---|---|---|---|---|---|---|")
     for task in ("square", "lift", "can"):
         m = json.loads(mlp[task].read_text())
         bars.append((task, "MLP", m))
@@ -127,7 +134,8 @@ def unet_table() -> list[tuple[str, str, dict]]:
         u = json.loads(path.read_text())
         bars.append((task, "U-Net", u))
         k, n = sum(u["successes"]), u["n_episodes"]
-        print(f"| {task} | {sum(m['successes'])}/{m['n_episodes']} | {k}/{n} | {ci(k, n)} | {u['mean_length']:.1f} |")
+        print(f"| {task} | {sum(m['successes'])}/{m['n_episodes']} | {last_val_loss(mlp[task])} | {k}/{n} | {ci(k, n)} "
+              f"| {u['mean_length']:.1f} | {last_val_loss(path)} |")
     return bars
 
 
