@@ -123,24 +123,27 @@ def unet_table() -> list[tuple[str, str, dict]]:
            "can": HERE.parent / "robomimic-2" / "policy_can_flow_mlp.json",
            "square": HERE.parent / "robomimic-2" / "policy_square_flow_mlp.json"}
     bars = []
-    print("\n| task | flow MLP (1500 x 256) | val loss | flow U-Net | Wilson 95% (U-Net) | mean length (U-Net) | val loss |")
+    print("\n| task | flow MLP (1500 x 256) | val loss | flow U-Net (steps x batch) | Wilson 95% (U-Net) "
+          "| mean length (U-Net) | val loss |")
     print("|---|---|---|---|---|---|---|")
     for task in ("square", "lift", "can"):
         m = json.loads(mlp[task].read_text())
         bars.append((task, "MLP", m))
-        path = HERE / f"policy_{task}_flow_unet.json"
-        if not path.exists():
-            continue
-        u = json.loads(path.read_text())
-        bars.append((task, "U-Net", u))
-        k, n = sum(u["successes"]), u["n_episodes"]
-        print(f"| {task} | {sum(m['successes'])}/{m['n_episodes']} | {last_val_loss(mlp[task])} | {k}/{n} | {ci(k, n)} "
-              f"| {u['mean_length']:.1f} | {last_val_loss(path)} |")
+        for path in sorted(HERE.glob(f"policy_{task}_flow_unet*.json")):
+            if path.stem.endswith(("_metrics", "_train_config")):
+                continue
+            u = json.loads(path.read_text())
+            train = json.loads(path.with_name(path.stem + "_train_config.json").read_text())
+            budget = f"{train['steps']} x {train['batch']}"
+            bars.append((task, f"U-Net\n{budget}", u))
+            k, n = sum(u["successes"]), u["n_episodes"]
+            print(f"| {task} | {sum(m['successes'])}/{m['n_episodes']} | {last_val_loss(mlp[task])} | {k}/{n} ({budget}) "
+                  f"| {ci(k, n)} | {u['mean_length']:.1f} | {last_val_loss(path)} |")
     return bars
 
 
 def plot(finals: list[dict], bars: list[tuple[str, str, dict]]) -> None:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, opt in enumerate(OPTIMS):
         mine = [f for f in finals if f["optimizer"] == opt and f["episodes"]]
         for j, f in enumerate(mine):
@@ -161,9 +164,9 @@ def plot(finals: list[dict], bars: list[tuple[str, str, dict]]) -> None:
         rate = d["success_rate"]
         b.bar(i, rate, yerr=[[rate - d["ci_low"]], [d["ci_high"] - rate]], capsize=4,
               color="tab:blue" if kind == "MLP" else "tab:orange")
-        b.text(i, 0.02, f"{sum(d['successes'])}/{d['n_episodes']}", ha="center", fontsize=8)
+        b.text(i, d["ci_high"] + 0.02, f"{sum(d['successes'])}/{d['n_episodes']}", ha="center", fontsize=8)
     b.set_xticks(range(len(bars)), [f"{k}\n{t}" for t, k, _ in bars], fontsize=8)
-    b.set_ylim(0, 1.05)
+    b.set_ylim(0, 1.12)
     b.set_title("flow policies from 50 demos, 50 episodes", fontsize=9)
     fig.tight_layout()
     fig.savefig(HERE / "robomimic3.png", dpi=120)
