@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -132,6 +132,13 @@ class ChunkPolicy(nn.Module):
     def num_params(self) -> int:
         """Trainable parameters (normaliser statistics are buffers and not counted)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def set_action_steps(self, n_action_steps: int) -> None:
+        """Execute ``n_action_steps`` actions of each chunk before re-planning (deployment-time choice: the
+        trained weights do not depend on it; fewer steps = more closed-loop feedback, more NFE per env step).
+        Validated like the config (1 <= n, To - 1 + n <= H); call between episodes (clears the slots)."""
+        self.config = replace(self.config, n_action_steps=n_action_steps)
+        self._slots = []
 
     def reset(self, seed: int | None = None) -> None:
         """Forget every slot's observation history, queued actions and generator.

@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     deprecated_alias(parser, "--seed", seed)
     parser.add_argument("--n-envs", type=int, default=1, help="parallel envs of the evaluator")
     parser.add_argument("--max-steps", type=int, default=None, help="episode limit (suite default)")
+    parser.add_argument("--n-action-steps", type=int, default=None, metavar="N",
+                        help="actions executed per chunk before re-planning (default: the checkpoint's)")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps (default: the policy's)")
     parser.add_argument("--smc-steps", type=int, default=5)
     parser.add_argument("--value-samples", type=int, default=4)
@@ -82,6 +84,8 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     try:
         policy, posterior = _load_policy(args.checkpoint, resolve_device(args.device))
+        if args.n_action_steps is not None:
+            policy.set_action_steps(args.n_action_steps)
         config = AlignConfig(method=args.method, particles=args.particles, steps=args.steps,
                              smc_steps=args.smc_steps, value_samples=args.value_samples,
                              inner_steps=args.inner_steps, guidance_scale=args.guidance_scale,

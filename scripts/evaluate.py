@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", default=None, metavar="DIR", help="write mp4s of the first episodes here")
     parser.add_argument("--n-videos", type=int, default=4, help="episodes to film with --video")
     parser.add_argument("--max-steps", type=int, default=None, help="episode limit (default: the suite's)")
+    parser.add_argument("--n-action-steps", type=int, default=None, metavar="N",
+                        help="actions executed per chunk before re-planning (default: the checkpoint's)")
     parser.add_argument("--no-stop-on-success", action="store_true",
                         help="run every episode to the time limit instead of ending at success")
     parser.add_argument("--pixels", action="store_true",
@@ -88,6 +90,8 @@ def main(args: argparse.Namespace) -> int:
     env_kwargs: dict = {}  # bad input raises: cli prints `ttf eval: error: ...` and returns 2
     if args.env is None and args.expert:
         args.env, env_kwargs = _env_from_dataset(args, ())
+    if args.expert and args.n_action_steps is not None:
+        raise ValueError("--n-action-steps applies to a --checkpoint policy, not to --expert")
     if args.expert:
         policy = ttfkit.envs.make_expert(args.env)
         name = f"expert:{policy.name}"
@@ -98,6 +102,8 @@ def main(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
         policy = load(args.checkpoint, device=resolve_device(args.device))
+        if args.n_action_steps is not None:
+            policy.set_action_steps(args.n_action_steps)
         name = str(args.checkpoint)
         if args.env is None:
             args.env, env_kwargs = _env_from_dataset(args, tuple(policy.config.obs_shapes))
@@ -123,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {s:>8} {str(ok):>8} {ret:>10.2f} {length:>7}")
     out = args.out
     if out is None and not args.expert:
-        out = Path(args.checkpoint) / f"eval_{args.env.split('/')[-1]}.json"
+        suffix = "" if args.n_action_steps is None else f"_ta{args.n_action_steps}"
+        out = Path(args.checkpoint) / f"eval_{args.env.split('/')[-1]}{suffix}.json"
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ shelf-place 10; if best-of-4 at Ta = 4 has more pooled successes than best-of-8 
 it goes to the evaluation seeds, else it stops here.
 
     MUJOCO_GL=egl python docs/results/2026-11-30/align-5/replan.py dev      # then, if the rule says so: eval
+    MUJOCO_GL=egl python docs/results/2026-11-30/align-5/replan.py eval peg5 # the third setting, for the table
     python docs/results/2026-11-30/align-5/replan.py report                # pooled table with intervals
 """
 import dataclasses
@@ -31,6 +32,7 @@ from ttfkit.scripts.gap_align import method_config
 
 ROOT = Path("outputs/align")
 ENVS = {"stick10": "ttfkit/metaworld-stick-pull-v3", "shelf10": "ttfkit/metaworld-shelf-place-v3"}
+MORE = {"peg5": "ttfkit/metaworld-peg-insert-side-v3"}  # measured on evaluation seeds after the rule: `eval peg5`
 SEEDS = {"eval": 100000, "dev": 330000}
 ACTION_STEPS = 4
 
@@ -49,11 +51,12 @@ def run(setting, seed, method, split):
     if method == "none":
         reward, config = None, AlignConfig(method="none")
     else:
-        reward = make_reward("critic", critic=str(ckpt / "critic_refit"), policy=policy, env_id=ENVS[setting])
+        reward = make_reward("critic", critic=str(ckpt / "critic_refit"), policy=policy,
+                             env_id={**ENVS, **MORE}[setting])
         config = method_config("best-of-n", 4, policy.config.num_steps)
     aligned = AlignedPolicy(policy, reward, config, generator=torch.Generator().manual_seed(0))
     t = time.perf_counter()
-    res = evaluate(aligned, ENVS[setting], 50, seed=SEEDS[split], n_envs=8, workers=0)
+    res = evaluate(aligned, {**ENVS, **MORE}[setting], 50, seed=SEEDS[split], n_envs=8, workers=0)
     wall = time.perf_counter() - t
     summary = {"setting": setting, "seed": seed, "method": method, "split": split, "n_action_steps": ACTION_STEPS,
                "success": int(sum(res.successes)), "episodes": 50, "wall_s": round(wall, 1),
@@ -66,16 +69,16 @@ def run(setting, seed, method, split):
     return summary
 
 
-def main(split):
+def main(split, settings=tuple(ENVS)):
     torch.set_num_threads(1)
     total = {}
     for method in ("best-of-4-critic_refit", "none"):
-        for setting in ENVS:
+        for setting in settings:
             for seed in range(3):
                 s = run(setting, seed, "none" if method == "none" else method, split)
                 total[method] = total.get(method, 0) + s["success"]
                 print(json.dumps(s), flush=True)
-    print(json.dumps({"split": split, "pooled_of_300": total}), flush=True)
+    print(json.dumps({"split": split, "settings": list(settings), "pooled": total}), flush=True)
 
 
 def report():
@@ -84,8 +87,11 @@ def report():
     from ttfkit.scripts.gap_report import newcombe_interval
 
     ta8 = {"stick10": {"base, Ta 8": 92, "best-of-8 refit critic, Ta 8": 111},
-           "shelf10": {"base, Ta 8": 60, "best-of-8 refit critic, Ta 8": 76}}
-    for setting in ENVS:
+           "shelf10": {"base, Ta 8": 60, "best-of-8 refit critic, Ta 8": 76},
+           "peg5": {"base, Ta 8": 65, "best-of-8 refit critic, Ta 8": 71}}
+    done = [s for s in ta8 if all(result_path(s, k, m, "eval")[1].exists() for k in range(3)
+                                  for m in ("none", "best-of-4-critic_refit"))]
+    for setting in done:
         cells = dict(ta8[setting])
         for method, name in (("none", "base, Ta 4"), ("best-of-4-critic_refit", "best-of-4 refit critic, Ta 4")):
             paths = [result_path(setting, seed, method, "eval")[1] for seed in range(3)]
@@ -105,4 +111,4 @@ def report():
 
 
 if __name__ == "__main__":
-    report() if sys.argv[1] == "report" else main(sys.argv[1])
+    report() if sys.argv[1] == "report" else main(sys.argv[1], tuple(sys.argv[2:]) or tuple(ENVS))
