@@ -40,6 +40,8 @@ RUNS = [
      P2 / "metrics_button-press-topdown_pixels.csv"),
     ("button-press-topdown pixels adamw 10000 (pixels-2)", P2 / "eval_button-press-topdown_pixels_step10000.json",
      P2 / "metrics_button-press-topdown_pixels.csv"),
+    ("button-press-topdown pixels adamw 5000 (re-run)", HERE / "eval_button-press-topdown_adamw-rerun_step005000.json",
+     HERE / "metrics_button-press-topdown_adamw-rerun.csv"),
     ("button-press-topdown pixels dopr-adamw 5000", HERE / "eval_button-press-topdown_dopr-adamw_step005000.json",
      HERE / "metrics_button-press-topdown_dopr-adamw.csv"),
     ("button-press-topdown pixels dopr-adamw 10000", HERE / "eval_button-press-topdown_dopr-adamw_step010000.json",
