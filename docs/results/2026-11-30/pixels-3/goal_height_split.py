@@ -5,7 +5,10 @@ resets the env for each evaluation seed (no rollouts). Writes goal_height_split.
 Run from the repository root: ``python docs/results/2026-11-30/pixels-3/goal_height_split.py``.
 """
 
-import json, numpy as np
+import json
+
+import numpy as np
+
 from ttfkit.envs.registry import make_env
 env = make_env("ttfkit/fetch-pick-and-place-v4")
 R = str(__import__("pathlib").Path(__file__).parent) + "/"
