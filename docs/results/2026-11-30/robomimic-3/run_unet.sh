@@ -6,7 +6,8 @@
 # as the MLP recipe (flow, AdamW lr 1e-3, 100 warm-up steps, cosine to 0, EMA, training seed 0, default
 # U-Net: down_dims 64/128/256). 50 evaluation episodes on seeds 100000-100049, 2 worker processes.
 # Tasks in the order TASKS (default: square lift can). TAG (default empty) is appended to the run and
-# result names, for another budget, e.g. TASKS=square STEPS=1500 BATCH=256 TAG=_1500x256 (the MLP's).
+# result names, for another budget, e.g. TASKS=square STEPS=1500 BATCH=256 TAG=_1500x256 (the MLP's);
+# SEED (default 0) is the training seed (TAG=_1500x256_seed1 SEED=1 for a second one).
 # Resumable: a stage whose output exists is skipped, a stopped training continues from its newest checkpoint.
 # Run from the repository root: nice -n 5 bash docs/results/2026-11-30/robomimic-3/run_unet.sh
 cd "$(git rev-parse --show-toplevel)"
@@ -15,6 +16,7 @@ R=docs/results/2026-11-30/robomimic-3
 O=outputs/robomimic3
 STEPS=${STEPS:-1000}
 BATCH=${BATCH:-128}
+SEED=${SEED:-0}
 T() { /usr/bin/time -f "$1 wall %e s user %U s sys %S s" "${@:2}"; }
 L() { echo "load $(cat /proc/loadavg) $(date -u +%H:%M:%S) $1"; }
 for task in ${TASKS:-square lift can}; do
@@ -24,7 +26,7 @@ for task in ${TASKS:-square lift can}; do
   if [ ! -d $last ]; then
     L "train $task"
     T "train $task" .venv/bin/ttf train --dataset $data --out $run --policy-type flow --backbone unet \
-        --steps $STEPS --batch $BATCH --lr 1e-3 --ckpt-every $((STEPS / 2)) --threads 1 --no-progress \
+        --steps $STEPS --batch $BATCH --seed $SEED --lr 1e-3 --ckpt-every $((STEPS / 2)) --threads 1 --no-progress \
         $( [ -d $run/checkpoints ] && echo --resume ) > $O/train_${task}_unet${TAG}.log 2>&1 || exit 1
     tail -2 $O/train_${task}_unet${TAG}.log
   fi
