@@ -136,22 +136,23 @@ def main(argv: list[str] | None = None) -> int:
               "ttfkit_steps_per_s": _stats(ours), "robosuite_default_steps_per_s": _stats(theirs),
               "ttfkit_frames_per_s": _stats(ours_fps), "robosuite_default_frames_per_s": _stats(theirs_fps),
               "frames_ratio": round(statistics.median(ours_fps) / statistics.median(theirs_fps), 2)})
-    for task, workers in ((t, int(w)) for t in names(args.eval_tasks) for w in names(args.workers)):
+    for task in names(args.eval_tasks):
         env_id = f"ttfkit/robomimic-{task}-v0"
         probe = envs.make_env(env_id, seed=0)
         action_dim = probe.action_space.shape[0]
         probe.close()
-        rates, sim_rates = [], []
-        for _ in range(args.repeats):
-            timings: dict = {}
-            result = evaluate(_RandomPolicy(action_dim), env_id, 2 * args.n_envs, n_envs=args.n_envs,
-                              workers=workers, max_steps=args.steps, stop_on_success=False, timings=timings)
-            env_steps = sum(result.lengths)  # timings["steps"] counts policy calls (one per n_envs env steps)
-            rates.append(env_steps / timings["total_s"])
-            sim_rates.append(env_steps / (timings["total_s"] - timings["startup_s"]))
-        emit({"bench": "evaluate", "task": task, "workers": workers, "n_envs": args.n_envs,
-              "episodes": 2 * args.n_envs, "unit": "env steps",
-              "steps_per_s_total": _stats(rates), "steps_per_s_after_startup": _stats(sim_rates)})
+        for workers in (int(w) for w in names(args.workers)):
+            rates, sim_rates = [], []
+            for _ in range(args.repeats):
+                timings: dict = {}
+                result = evaluate(_RandomPolicy(action_dim), env_id, 2 * args.n_envs, n_envs=args.n_envs,
+                                  workers=workers, max_steps=args.steps, stop_on_success=False, timings=timings)
+                env_steps = sum(result.lengths)  # timings["steps"] counts policy calls (one per n_envs env steps)
+                rates.append(env_steps / timings["total_s"])
+                sim_rates.append(env_steps / (timings["total_s"] - timings["startup_s"]))
+            emit({"bench": "evaluate", "task": task, "workers": workers, "n_envs": args.n_envs,
+                  "episodes": 2 * args.n_envs, "unit": "env steps",
+                  "steps_per_s_total": _stats(rates), "steps_per_s_after_startup": _stats(sim_rates)})
     if args.out:
         with open(args.out, "a") as f:
             for record in lines:

@@ -82,6 +82,8 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.checkpoint is None and not args.expert:
         raise ValueError("give --checkpoint PATH or --expert")
+    if args.expert and args.n_action_steps is not None:
+        raise ValueError("--n-action-steps applies to a --checkpoint policy, not to --expert")
     if args.log and args.checkpoint is None:
         raise ValueError("--log needs --checkpoint (results are logged at its training step, beside its run)")
     from ttfkit.policies.loggers import check_logger_names
@@ -90,8 +92,6 @@ def main(args: argparse.Namespace) -> int:
     env_kwargs: dict = {}  # bad input raises: cli prints `ttf eval: error: ...` and returns 2
     if args.env is None and args.expert:
         args.env, env_kwargs = _env_from_dataset(args, ())
-    if args.expert and args.n_action_steps is not None:
-        raise ValueError("--n-action-steps applies to a --checkpoint policy, not to --expert")
     if args.expert:
         policy = ttfkit.envs.make_expert(args.env)
         name = f"expert:{policy.name}"

@@ -66,3 +66,16 @@ def test_ttf_eval_n_action_steps_sets_the_replanning_rate_and_names_its_result(t
     capsys.readouterr()
     assert cli.main([*argv, "--n-action-steps", "9"]) == 2
     assert "n_action_steps=9" in capsys.readouterr().err
+
+
+def test_expert_and_align_handle_n_action_steps(tmp_path, capsys):
+    """--expert has no chunks to re-plan: refused before any env is built; ttf align applies the value to its
+    policy (a value the chunk cannot hold is the config's error, printed as `ttf align: error: ...`)."""
+    assert cli.main(["eval", "--expert", "--env", "ttfkit/metaworld-reach-v3", "--n-action-steps", "2"]) == 2
+    assert "--n-action-steps applies to a --checkpoint policy" in capsys.readouterr().err
+    ckpt = tmp_path / "ckpt"
+    _policy(n_obs_steps=1, n_action_steps=4).save(ckpt)
+    assert cli.main(["align", "--checkpoint", str(ckpt), "--env", "ttfkit/metaworld-reach-v3",
+                     "--n-action-steps", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ttf align: error:") and "n_action_steps=9" in err
