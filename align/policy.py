@@ -6,7 +6,10 @@ Wraps a ``FlowPolicy`` and keeps its interface (``reset()``, ``select_action(obs
 - "none": the plain flow ODE (``steps`` NFE);
 - "best-of-n": the best of ``particles`` ODE samples under the reward;
 - "smc": twisted SMC with ``particles`` particles (GLASS or Diamond-Map transitions);
-- "guidance": the Doob-guided ODE with ∇V̂ from reparameterised posterior samples (differentiable reward).
+- "guidance": the Doob-guided ODE with ∇V̂ from reparameterised posterior samples (differentiable reward);
+- "weighted": Weighted Diamond Maps, the guided ODE with ∇V̂ from ``particles`` renoised candidates per step, each
+  jumped to t = 1 by a flow map (the policy's ODE in ``flow_map_steps`` Euler steps) and importance-weighted
+  (:mod:`ttfkit.align.weighted`; differentiable reward).
 
 Rewards see chunks in env (unnormalised) units, (N, H, Da), index 0 = the oldest observation step, and
 a context dict: ``{"obs": {key: (To, ...) dataset units}, "env_obs": {key: env-unit array of this env},
@@ -38,12 +41,13 @@ from ttfkit.align.nfe import NFECounter
 from ttfkit.align.result import AlignResult
 from ttfkit.align.search import best_of_n, sample_ode
 from ttfkit.align.smc import FINAL_SELECTIONS, smc
+from ttfkit.align.weighted import WeightedDiamondValueGrad, ode_flow_map
 
 __all__ = ["AlignConfig", "AlignedPolicy", "METHODS"]
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("none", "best-of-n", "smc", "guidance")
+METHODS = ("none", "best-of-n", "smc", "guidance", "weighted")
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ class AlignConfig:
 
     Args:
         method: one of ``METHODS``.
-        particles: N, candidates (best-of-N) or particles (SMC).
-        steps: ODE steps for "none"/"best-of-n"/"guidance" (None: the policy's num_steps).
+        particles: N, candidates (best-of-N), particles (SMC) or renoised candidates per guided step (weighted).
+        steps: ODE steps for "none"/"best-of-n"/"guidance"/"weighted" (None: the policy's num_steps).
         smc_steps: SMC transitions from t = 0 to 1.
         value_samples: M posterior samples per value estimate (SMC, guidance).
         inner_steps: GLASS inner steps per transition / posterior sample (ignored with a Diamond Map).
@@ -62,6 +66,8 @@ class AlignConfig:
             the highest reward, as best-of-N picks; see :func:`ttfkit.align.smc.smc`).
         guidance_scale: factor on the guidance drift.
         guidance_start: guidance is off for t < guidance_start ("resample early, guide late").
+        snr_factor: weighted: how much signal-to-noise the renoising removes (> 1).
+        flow_map_steps: weighted: Euler steps of the flow map that jumps each renoised candidate to t = 1.
     """
 
     method: str = "none"
@@ -74,6 +80,8 @@ class AlignConfig:
     smc_final: str = "sample"
     guidance_scale: float = 1.0
     guidance_start: float = 0.0
+    snr_factor: float = 4.0
+    flow_map_steps: int = 2
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -84,6 +92,9 @@ class AlignConfig:
             raise ValueError(f"steps must be >= 1 or None, got {self.steps=}")
         if not 0.0 <= self.guidance_start < 1.0:
             raise ValueError(f"guidance_start must be in [0, 1), got {self.guidance_start=}")
+        if not self.snr_factor > 1.0 or self.flow_map_steps < 1:
+            raise ValueError(f"need snr_factor > 1 and flow_map_steps >= 1, got {self.snr_factor=}, "
+                             f"{self.flow_map_steps=}")
         if self.smc_final not in FINAL_SELECTIONS:
             raise ValueError(f"smc_final must be one of {FINAL_SELECTIONS}, got {self.smc_final=!r}")
 
@@ -109,8 +120,8 @@ class AlignedPolicy:
                  generator: torch.Generator | None = None, seed_base: int = 0) -> None:
         if config.method != "none" and reward is None:
             raise ValueError(f"method {config.method!r} needs a reward")
-        if config.method == "guidance" and getattr(reward, "differentiable", True) is False:
-            raise ValueError(f"guidance needs a differentiable reward; {type(reward).__name__} is not")
+        if config.method in ("guidance", "weighted") and getattr(reward, "differentiable", True) is False:
+            raise ValueError(f"{config.method} needs a differentiable reward; {type(reward).__name__} is not")
         self.policy, self.reward, self.config = policy, reward, config
         self.posterior, self.shadow, self.generator = posterior, shadow, generator
         self.seed_base = seed_base
@@ -217,8 +228,13 @@ class AlignedPolicy:
             return smc(self.policy, reward, n_particles=cfg.particles, n_steps=cfg.smc_steps, n_samples=1,
                        posterior=self.posterior, value_samples=cfg.value_samples, inner_steps=cfg.inner_steps,
                        ess_threshold=cfg.ess_threshold, final=cfg.smc_final, **kw)
-        vg = PosteriorValueGrad(self.policy, reward, posterior=self.posterior, value_samples=cfg.value_samples,
-                                inner_steps=cfg.inner_steps, reward_context=ctx, generator=generator)
+        if cfg.method == "weighted":
+            vg = WeightedDiamondValueGrad(self.policy, ode_flow_map(self.policy, cfg.flow_map_steps), reward,
+                                          n_particles=cfg.particles, snr_factor=cfg.snr_factor, reward_context=ctx,
+                                          generator=generator, flow_map_nfe=cfg.flow_map_steps)
+        else:
+            vg = PosteriorValueGrad(self.policy, reward, posterior=self.posterior, value_samples=cfg.value_samples,
+                                    inner_steps=cfg.inner_steps, reward_context=ctx, generator=generator)
         start, scale = cfg.guidance_start, cfg.guidance_scale
         return guided_sample(self.policy, vg, n_samples=1, steps=steps, solver="euler", reward=reward,
                              scale=lambda t: scale if t >= start else 0.0, **kw)

@@ -35,7 +35,7 @@ from ttfkit.align.glass import _bcast
 from ttfkit.align.guidance import _repeat_rows, guided_sample
 from ttfkit.align.result import AlignResult
 
-__all__ = ["WeightedDiamondValueGrad", "weighted_diamond_sample", "renoise_time"]
+__all__ = ["WeightedDiamondValueGrad", "weighted_diamond_sample", "renoise_time", "ode_flow_map"]
 
 
 def renoise_time(t: Tensor, snr_factor: float) -> Tensor:
@@ -54,12 +54,14 @@ class WeightedDiamondValueGrad:
         n_particles: M. snr_factor: > 1, how much signal-to-noise the renoising removes.
         log_density: optional exact ``log p_t(x)`` ``(t (N,), x) -> (N,)``, differentiable in x.
         reward_context: passed to the reward (defaults to the cond rows). generator: renoising noise.
-    Attribute ``nfe``: rows evaluated so far (flow-map calls, plus model calls for scores).
+        flow_map_nfe: network calls per row of one ``flow_map`` call (1 for a distilled map, k for
+            :func:`ode_flow_map` with k steps).
+    Attribute ``nfe``: network calls so far (flow-map calls, plus model calls for scores), counted per row.
     """
 
     def __init__(self, model, flow_map: Callable, reward, *, n_particles: int = 8, snr_factor: float = 4.0,
                  log_density: Callable | None = None, reward_context=None,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, flow_map_nfe: int = 1) -> None:
         if getattr(reward, "differentiable", True) is False:
             raise ValueError(f"Weighted Diamond Maps need a differentiable reward, {type(reward).__name__} is not")
         if n_particles < 1:
@@ -69,6 +71,7 @@ class WeightedDiamondValueGrad:
         self.model, self.flow_map, self.reward, self.m = model, flow_map, reward, n_particles
         self.snr_factor, self.log_density, self.reward_context = snr_factor, log_density, reward_context
         self.generator = generator
+        self.flow_map_nfe = flow_map_nfe
         self.nfe = 0
 
     def __call__(self, t: Tensor, x: Tensor, cond=None) -> Tensor:
@@ -84,7 +87,7 @@ class WeightedDiamondValueGrad:
             x_re = tpb * (xs / tb + spread * eps)  # (N·M, ...) ~ q(x_t' | x_t)
             cs = None if cond is None else _repeat_rows(cond, m)
             z = self.flow_map(tp, x_re, cs)
-            self.nfe += xs.shape[0]
+            self.nfe += xs.shape[0] * self.flow_map_nfe
             ctx = cs if self.reward_context is None else self.reward_context
             log_lik = -((xs - tb * z) ** 2).flatten(1).sum(1) / (2 * (1 - ts) ** 2)
             logit = self.reward(z, ctx).reshape(-1) + log_lik + self._density_term(ts, xs, tp, x_re, cs)
@@ -123,6 +126,22 @@ def weighted_diamond_sample(model, flow_map: Callable, reward, *, n_samples: int
     return guided_sample(model, vg, n_samples=n_samples, shape=shape, cond=cond, steps=steps, solver=solver,
                          scale=scale, reward=reward, reward_context=reward_context, generator=generator,
                          dtype=dtype, device=device)
+
+
+def ode_flow_map(model, steps: int) -> Callable:
+    """``flow_map(t (N,), x (N, ...), cond) -> x_1``: ``steps`` Euler steps of the model's ODE from each row's t to 1,
+    differentiable in x. It stands in for a distilled flow map (ttfkit distils posterior Diamond Maps, which
+    are stochastic and not the deterministic map this sampler needs), at ``steps`` network calls per jump."""
+    if steps < 1:
+        raise ValueError(f"ode_flow_map needs steps >= 1, got {steps}")
+
+    def flow_map(t: Tensor, x: Tensor, cond=None) -> Tensor:
+        h = (1 - t) / steps  # (N,)
+        for k in range(steps):
+            x = x + _bcast(h, x) * model.velocity(t + k * h, x, cond)
+        return x
+
+    return flow_map
 
 
 def _score(model, t: Tensor, x: Tensor, cond) -> Tensor:

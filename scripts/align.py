@@ -1,4 +1,4 @@
-"""Closed-loop evaluation of a reward-aligned flow policy (best-of-N, SMC or guidance per action chunk).
+"""Closed-loop evaluation of a reward-aligned flow policy (best-of-N, SMC, guidance or Weighted Diamond Maps per action chunk).
 
 Example:
     ttf align --checkpoint runs/pp/checkpoints/step_001500 --env ttfkit/metaworld-pick-place-v3 \\
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                      help="flow-policy checkpoint or `ttf distill` directory")
     deprecated_alias(parser, "--policy", checkpoint)
     parser.add_argument("--env", required=True, help="env id, e.g. ttfkit/metaworld-pick-place-v3")
-    parser.add_argument("--method", default="none", choices=["none", "best-of-n", "smc", "guidance"])
+    parser.add_argument("--method", default="none", choices=["none", "best-of-n", "smc", "guidance", "weighted"])
     parser.add_argument("--reward", default=None,
                         help="rollout | critic | sim | goal_distance | smoothness | keep_out | ...")
     parser.add_argument("--reward-option", action="append", default=[], metavar="KEY=JSON",
@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inner-steps", type=int, default=4, help="GLASS inner steps (no Diamond Map)")
     parser.add_argument("--guidance-scale", type=float, default=1.0)
     parser.add_argument("--guidance-start", type=float, default=0.0)
+    parser.add_argument("--snr-factor", type=float, default=4.0,
+                        help="weighted: signal-to-noise divisor of the renoising (> 1)")
+    parser.add_argument("--flow-map-steps", type=int, default=2,
+                        help="weighted: Euler steps of the flow map that jumps candidates to t = 1")
     parser.add_argument("--critic", default=None, help="critic checkpoint directory (--reward critic)")
     parser.add_argument("--critic-scale", type=float, default=1.0, help="inverse temperature of the critic reward")
     parser.add_argument("--horizon", type=int, default=120, help="rollout reward: look-ahead steps after the chunk")
@@ -89,7 +93,8 @@ def main(args: argparse.Namespace) -> int:
         config = AlignConfig(method=args.method, particles=args.particles, steps=args.steps,
                              smc_steps=args.smc_steps, value_samples=args.value_samples,
                              inner_steps=args.inner_steps, guidance_scale=args.guidance_scale,
-                             guidance_start=args.guidance_start)
+                             guidance_start=args.guidance_start, snr_factor=args.snr_factor,
+                             flow_map_steps=args.flow_map_steps)
         options = dict(_parse_option(o) for o in args.reward_option)
         reward, shadow = None, None
         reward, shadow = build_reward(args.reward, policy, args.env, options, n_envs=args.n_envs,

@@ -8,8 +8,10 @@ Usage::
     python -m ttfkit.scripts.bench_diamond fixture [--particles 4 8 16] [--n 1000]
 
 latency: chunk latency at batch 1 of the teacher flow policy (its configured ODE steps) and of the one-step
-policy (one Diamond-Map call, ``ttfkit.align.one_step``), same backbone, timed round-robin in one process after a
-warm-up; median and min-max wall time per call, the median CPU time of the calling thread (unaffected by
+policy (one Diamond-Map call, ``ttfkit.align.one_step``), same backbone, timed in alternating blocks of --block
+consecutive calls per policy in one process after a warm-up (a robot calls one policy again and again: strict
+round-robin would evict each policy's weights from the cache before every call, which penalises the one-call
+policy most); median and min-max wall time per call, the median CPU time of the calling thread (unaffected by
 other processes taking the core; with --threads 1 all compute runs on that thread), and the ratios. closed-loop: success of the one-step policy and of the teacher
 with each of --flow-steps ODE steps on the same evaluation episodes (seeds 100000+). fixture: Weighted Diamond
 Maps (exact log-density, a 16-step midpoint ODE standing in for a one-call flow map) vs best-of-N with 10 Euler
@@ -44,12 +46,13 @@ def _latency(args) -> None:
         for _ in range(5):
             for p in cases.values():
                 p.predict_action_chunk(obs, generator=g)
-        for _ in range(args.repeats):
+        for _ in range(-(-args.repeats // args.block)):
             for name, p in cases.items():
-                t0, c0 = time.perf_counter(), time.thread_time()
-                p.predict_action_chunk(obs, generator=g)
-                times[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.thread_time() - c0)
+                for _ in range(args.block):
+                    t0, c0 = time.perf_counter(), time.thread_time()
+                    p.predict_action_chunk(obs, generator=g)
+                    times[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.thread_time() - c0)
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     for name, v in times.items():
@@ -60,7 +63,7 @@ def _latency(args) -> None:
     print(json.dumps({"bench": "latency", "speedup_one_step_vs_flow": med[base] / med["diamond-one-step"],
                       "speedup_of_min": min(times[base]) / min(times["diamond-one-step"]),
                       "speedup_cpu_time": med_cpu[base] / med_cpu["diamond-one-step"],
-                      "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads(), "block": args.block}))
 
 
 def _closed_loop(args) -> None:
@@ -126,6 +129,7 @@ def main(argv=None) -> None:
     lat = sub.add_parser("latency")
     lat.add_argument("--diamond", required=True)
     lat.add_argument("--repeats", type=int, default=50)
+    lat.add_argument("--block", type=int, default=25, help="consecutive calls per policy before switching (1: round-robin)")
     cl = sub.add_parser("closed-loop")
     cl.add_argument("--diamond", required=True)
     cl.add_argument("--env", default="ttfkit/metaworld-pick-place-v3")

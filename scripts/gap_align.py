@@ -75,6 +75,8 @@ class AlignStage:
             raise ValueError(f"--particles must be >= 1, got {self.particles}")
         if "guidance" in self.methods and min(self.particles) < 4:
             raise ValueError(f"guidance needs a budget of at least 4x the base NFE, got --particles {self.particles}")
+        if "weighted" in self.methods and min(self.particles) < 5:
+            raise ValueError(f"weighted needs a budget of at least 5x the base NFE, got --particles {self.particles}")
         if self.critic_episodes < 2 or self.critic_refit_episodes < 0 or self.horizon < 0 or self.flow_steps < 1 or self.workers < 0:
             raise ValueError(f"bad alignment options: {self}")
         if self.episodes is not None and self.episodes < 1:
@@ -114,6 +116,10 @@ def method_config(method: str, n: int, steps: int):
         # euler: steps velocity calls + (steps - 1) guided ones with M posterior samples of 3 GLASS steps
         m = max(1, (n - 1) * steps // (3 * max(1, steps - 1)))
         return AlignConfig(method=method, particles=1, steps=steps, value_samples=m, inner_steps=3)
+    if method == "weighted":
+        # euler: steps velocity calls + (steps - 1) guided ones with M candidates of a 2-step flow map + 2 scores
+        m = max(1, (n - 1) * steps // (4 * max(1, steps - 1)))
+        return AlignConfig(method=method, particles=m, steps=steps, flow_map_steps=2)
     raise ValueError(f"unknown alignment method {method!r}")
 
 

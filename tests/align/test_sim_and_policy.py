@@ -152,3 +152,20 @@ def test_aligned_episodes_do_not_depend_on_how_many_envs_plan_at_once(tiny_polic
     for r in results[1:]:
         assert r.returns == results[0].returns and r.lengths == results[0].lengths
     assert len(set(results[0].returns)) == 4
+
+
+def test_ttf_align_cli_weighted(tmp_path, tiny_policy):
+    from ttfkit.scripts.cli import main
+
+    tiny_policy.save(tmp_path / "ckpt")
+    out = tmp_path / "res.json"
+    rc = main(["align", "--checkpoint", str(tmp_path / "ckpt"), "--env", "ttfkit/metaworld-reach-v3", "--method",
+               "weighted", "--reward", "goal_distance", "--reward-option", "goal=[0.0, 0.6, 0.2]", "--particles", "2",
+               "--steps", "3", "--flow-map-steps", "3", "--snr-factor", "2", "--episodes", "1", "--max-steps", "8",
+               "--out", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["align"]["nfe_per_chunk"] == 3 + 2 * 2 * (3 + 2)  # 2 guided steps x M x (map + 2 scores)
+    assert res["align"]["config"]["flow_map_steps"] == 3 and res["align"]["config"]["snr_factor"] == 2.0
+    assert main(["align", "--checkpoint", str(tmp_path / "ckpt"), "--env", ENV, "--method", "weighted",
+                 "--reward", "sim"]) == 2  # the simulator reward has no gradient

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ttfkit.align import make_reward
-from ttfkit.align.testing import energy_distance
-from ttfkit.align.weighted import WeightedDiamondValueGrad, renoise_time, weighted_diamond_sample
+from ttfkit.align.testing import GaussianMixtureFlow, energy_distance
+from ttfkit.align.weighted import WeightedDiamondValueGrad, ode_flow_map, renoise_time, weighted_diamond_sample
 
 CENTER, TAU = torch.tensor([-1.0, 0.5]), 0.7
 
@@ -85,3 +85,58 @@ def test_bad_arguments():
         WeightedDiamondValueGrad(None, None, reward, snr_factor=1.0)
     with pytest.raises(ValueError, match="n_particles"):
         WeightedDiamondValueGrad(None, None, reward, n_particles=0)
+
+
+def test_ode_flow_map_matches_the_closed_form_gaussian_flow_map():
+    # One Gaussian N(mu, s² I): x_t = t x_1 + (1-t) x_0 is Gaussian too, and the ODE keeps the standardised
+    # coordinate fixed, so x_1 = mu + s (x_t - t mu) / sqrt(t² s² + (1-t)²).
+    mu, s = torch.tensor([[1.0, -2.0]], dtype=torch.float64), 0.5
+    flow = GaussianMixtureFlow(torch.ones(1), mu, torch.tensor([s], dtype=torch.float64))
+    t = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    x = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    tb = t[:, None]
+    exact = mu + s * (x - tb * mu) / (tb**2 * s**2 + (1 - tb) ** 2).sqrt()
+    err = {k: float((ode_flow_map(flow, k)(t, x) - exact).abs().max()) for k in (2, 200, 400)}
+    assert err[400] < 5e-3 and err[400] < 0.6 * err[200]  # Euler converges to the exact map at first order
+    assert err[2] > 1e-2  # two Euler steps are not the exact map: the comparison can fail
+    with pytest.raises(ValueError, match="steps"):
+        ode_flow_map(flow, 0)
+
+
+def test_aligned_policy_weighted_is_the_weighted_sampler_on_the_policy_flow(tiny_policy):
+    """AlignedPolicy(method="weighted") plans exactly weighted_diamond_sample's chunk with the policy's velocity and an
+    Euler flow map written here, on the policy's normalised actions, and guidance moves the chunk."""
+    from ttfkit.align.critic import ChunkCritic, CriticReward
+    from ttfkit.align.policy import AlignConfig, AlignedPolicy
+
+    torch.manual_seed(3)
+    critic = ChunkCritic(tiny_policy.encoder.out_dim, 8, 4, hidden=16, members=2)
+    reward = CriticReward(critic, tiny_policy)
+    obs = {"agent_pos": torch.randn(1, 2, 4), "environment_state": torch.randn(1, 2, 17)}
+    cfg = AlignConfig(method="weighted", particles=3, steps=4, snr_factor=2.0, flow_map_steps=2, guidance_scale=5.0)
+    aligned = AlignedPolicy(tiny_policy, reward, cfg, generator=torch.Generator().manual_seed(7))
+    chunk = aligned.plan_chunks(obs, [0])[0]
+    assert aligned.summary()["nfe_per_chunk"] == 4 + 3 * 3 * (2 + 2)  # unguided t = 0; M x (2 map + 2 score) calls
+
+    def euler_map(tp, x, cond):
+        for k in range(2):
+            h = (1 - tp) / 2
+            x = x + h[:, None, None] * tiny_policy.velocity(tp + k * h, x, cond)
+        return x
+
+    cond = tiny_policy.encode_obs_blocks(obs)
+    key = tiny_policy.config.action_key
+
+    def env_reward(x, ctx):
+        return reward(tiny_policy._unnormalize(key, x), ctx)
+
+    ctx = aligned._context(obs, cond, 0, 0)
+    want = weighted_diamond_sample(tiny_policy, euler_map, env_reward, n_samples=1, shape=(8, 4), n_particles=3,
+                                   snr_factor=2.0, cond=cond, steps=4, solver="euler", scale=5.0, reward_context=ctx,
+                                   generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(chunk, tiny_policy._unnormalize(key, want.samples)[0])
+    plain = AlignedPolicy(tiny_policy, reward, AlignConfig(method="none", steps=4),
+                          generator=torch.Generator().manual_seed(7)).plan_chunks(obs, [0])[0]
+    assert (chunk - plain).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="snr_factor"):
+        AlignConfig(method="weighted", snr_factor=1.0)

@@ -30,13 +30,15 @@ def policy():
 def test_budgets_spend_at_most_n_times_the_base_nfe(policy, n):
     reward = make_reward("goal_distance", goal=[0.0, 0.6, 0.2])
     nfe = {}
-    for method in ("best-of-n", "smc", "guidance"):
+    for method in ("best-of-n", "smc", "guidance") + (("weighted",) if n >= 5 else ()):
         aligned = AlignedPolicy(policy, reward, method_config(method, n, 10), generator=torch.Generator().manual_seed(0))
         evaluate(aligned, ENV, 1, seed=0, n_envs=1, max_steps=4)
         nfe[method] = aligned.summary()["nfe_per_chunk"]
     assert nfe["best-of-n"] == 10 * n
     assert nfe["smc"] == 9 * n  # N particles x 3 inner steps x (transition + value sample + last transition)
     assert nfe["guidance"] == 10 + 9 * 3 * ((n - 1) * 10 // 27)  # euler; no guidance term at t = 0
+    if n >= 5:  # AlignStage refuses weighted below 5x: one candidate per guided step costs 4.6x
+        assert nfe["weighted"] == 10 + 9 * 4 * ((n - 1) * 10 // 36)  # M x (2-step flow map + 2 scores)
     assert max(nfe.values()) <= 10 * n
 
 
@@ -76,6 +78,8 @@ def test_bad_alignment_options_are_refused():
         AlignStage(methods=("beam",), reward="critic")
     with pytest.raises(ValueError, match="at least 4x"):
         AlignStage(methods=("guidance",), reward="critic", particles=(2,))
+    with pytest.raises(ValueError, match="at least 5x"):
+        AlignStage(methods=("weighted",), reward="critic", particles=(4,))
     with pytest.raises(ValueError, match="needs a reward"):
         GapConfig(env=ENV, out="x", align=("smc",))
 
