@@ -79,7 +79,11 @@ class TrainConfig:
         grad_clip: max global gradient norm (0 disables clipping; the norm is still logged).
         ckpt_every: checkpoint (and validate) every this many steps, and at the last step.
         log_every: write a metrics row every this many steps (train loss averaged over them).
-        seed: seed of initialisation, data order, loss noise and the validation split.
+        seed: seed of initialisation, data order, loss noise and (unless ``split_seed`` is set) the validation
+            split and the validation loss's fixed noise.
+        split_seed: seed of the validation split and of the validation loss's fixed noise; None: ``seed``. Give
+            every training seed of a study the same ``split_seed`` to train them on the same episodes and compare
+            their validation losses on the same windows and noise.
         val_fraction: fraction of episodes held out for validation (0: no validation).
         val_max_samples: validation windows used (an evenly spaced, fixed subset).
         horizon: H.
@@ -122,6 +126,7 @@ class TrainConfig:
     ckpt_every: int = 1000
     log_every: int = 10
     seed: int = 0
+    split_seed: int | None = None
     val_fraction: float = 0.1
     val_max_samples: int = 1024
     horizon: int = 16
@@ -237,7 +242,7 @@ def train(config: TrainConfig, resume: bool = False,
 
         buffer = ReplayBuffer.open(config.dataset, mode="r")
         window = dict(horizon=config.horizon, n_obs_steps=config.n_obs_steps, n_action_steps=config.n_action_steps,
-                      obs_keys=config.obs_keys, action_key=config.action_key, seed=config.seed,
+                      obs_keys=config.obs_keys, action_key=config.action_key, seed=_split_seed(config),
                       val_fraction=config.val_fraction, in_memory=not config.stream, cache_mb=config.cache_mb,
                       filter_key=config.filter_key)
         train_set = SequenceDataset(buffer, split="train", **window)
@@ -403,6 +408,10 @@ def _global_indices(n: int, batch: int, seed: int, step: int, cache: dict[int, n
     return out
 
 
+def _split_seed(config: TrainConfig) -> int:
+    return config.seed if config.split_seed is None else config.split_seed
+
+
 def _step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     """A CPU torch generator determined by (seed, step, stream) alone."""
     state = np.random.SeedSequence([seed, stream, step]).generate_state(2, dtype=np.uint32)
@@ -438,12 +447,12 @@ def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 
 @torch.no_grad()
 def _validate(policy, val_set, config: TrainConfig, device: torch.device) -> float:
-    """Mean loss on a fixed subset of validation windows with fixed noise (seeded by config.seed)."""
+    """Mean loss on a fixed subset of validation windows with fixed noise (seeded by the split seed)."""
     if val_set is None:
         return float("nan")
     policy.eval()
     idx = np.unique(np.linspace(0, len(val_set) - 1, min(config.val_max_samples, len(val_set))).round().astype(int))
-    gen = _step_generator(config.seed, 0, 2)
+    gen = _step_generator(_split_seed(config), 0, 2)
     total, count = 0.0, 0
     for chunk in np.array_split(idx, max(1, math.ceil(len(idx) / config.batch))):
         batch = _to_device(default_collate([val_set[int(i)] for i in chunk]), device)

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-ratio", type=float, default=0.0,
                         help="stop once distance <= ratio x two-step GLASS at every t (0: never)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out episode share (as ttf train)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the episode split (as ttf train --seed)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the episode split (as ttf train: its --split-seed, else its --seed)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/training_state.pt")
     parser.add_argument("--seed", type=int, default=0, help="seed of the distillation (network, data order, check)")
     add_device_argument(parser, what="distillation")

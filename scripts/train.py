@@ -46,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     parser.add_argument("--log-every", type=int, default=d.log_every)
     parser.add_argument("--seed", type=int, default=d.seed,
-                        help="seed of initialisation, data order, loss noise and the validation split")
+                        help="seed of initialisation, data order, loss noise and (without --split-seed) the validation split")
+    parser.add_argument("--split-seed", type=int, default=None,
+                        help="seed of the validation split and the validation loss's noise (default: --seed); the same "
+                             "for every training seed of a study trains them on the same episodes")
     parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
     parser.add_argument("--val-max-samples", type=int, default=d.val_max_samples)
     parser.add_argument("--horizon", type=int, default=d.horizon)
