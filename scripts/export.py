@@ -33,12 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--weights", choices=("auto", "model", "ema"), default="auto",
                    help="which weights to export (auto: EMA when the checkpoint has it)")
-    p.add_argument("--align", choices=("best-of-n", "smc", "guidance"), default=None,
+    p.add_argument("--align", choices=("best-of-n", "smc", "guidance", "weighted"), default=None,
                    help="carry inference-time reward alignment in the exported policy (flow only)")
     p.add_argument("--reward", default=None, help="registered reward name (ttfkit.align.list_rewards)")
     p.add_argument("--reward-option", action="append", default=[], metavar="KEY=JSON",
                    help="reward constructor option, e.g. --reward-option scale=2.0 (repeatable)")
-    p.add_argument("--particles", type=int, default=8, help="best-of-N candidates / SMC particles")
+    p.add_argument("--particles", type=int, default=8,
+                   help="best-of-N candidates / SMC particles / weighted: renoised candidates per guided step")
     p.add_argument("--critic", default=None, help="`ttf critic` directory for --reward critic (weights travel "
                                                    "inside the export)")
     p.add_argument("--diamond", default=None, metavar="DIR",

@@ -236,7 +236,8 @@ def test_aligned_export_acts_like_ttfkits_aligned_policy(exported, tmp_path):
     assert policy.aligned.summary()["nfe_per_chunk"] == 4 * n_steps  # best-of-4 really ran
 
 
-def test_critic_aligned_export_carries_the_critic_and_acts_like_ttfkit(exported, tmp_path):
+@pytest.mark.parametrize("method", ["best-of-n", "weighted"])
+def test_critic_aligned_export_carries_the_critic_and_acts_like_ttfkit(exported, tmp_path, method):
     from ttfkit.align.critic import ChunkCritic, CriticReward, policy_fingerprint, save_critic
     from ttfkit.align.policy import AlignConfig, AlignedPolicy
     from ttfkit.scripts.cli import main
@@ -248,15 +249,19 @@ def test_critic_aligned_export_carries_the_critic_and_acts_like_ttfkit(exported,
     critic.meta.update(policy_fingerprint=policy_fingerprint(source), env_id="ttfkit/metaworld-reach-v3")
     save_critic(critic, tmp_path / "critic")
     out = tmp_path / "aligned_critic"
-    assert main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out), "--align", "best-of-n",
+    assert main(["export", "lerobot", "--policy", str(ckpt), "--out", str(out), "--align", method,
                  "--reward", "critic", "--critic", str(tmp_path / "critic"), "--particles", "4"]) == 0
     weights = load_file(out / "model.safetensors")
     for k, v in critic.state_dict().items():  # the verifier's weights travel in model.safetensors
         assert torch.equal(weights[f"critic.{k}"], v)
     policy = get_policy_class("ttfkit").from_pretrained(out)
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
-    reference = AlignedPolicy(source, CriticReward(critic, source), AlignConfig(method="best-of-n", particles=4))
+    reference = AlignedPolicy(source, CriticReward(critic, source), AlignConfig(method=method, particles=4))
     _same_aligned_actions(policy, pre, post, reference, _obs_batch(exported["store"], batch=2, n_obs_steps=4, seed=5))
+    if method == "weighted":  # the guided ODE with renoised, flow-map-jumped candidates really ran
+        n = source.config.num_steps
+        assert policy.aligned.summary()["nfe_per_chunk"] == n + (n - 1) * 4 * (2 + 2)
+        return
     # a critic fitted for another policy is refused, naming both
     critic.meta["policy_fingerprint"] = "0123456789abcdef"
     save_critic(critic, tmp_path / "other")
