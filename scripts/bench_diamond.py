@@ -32,6 +32,15 @@ import time
 import torch
 
 
+def _teacher_with_steps(diamond_dir, steps: int):
+    """A fresh copy of the map's teacher flow policy (same weights) sampling with ``steps`` ODE steps."""
+    from ttfkit.align.policy_diamond import load_diamond
+
+    teacher = load_diamond(diamond_dir)[1]
+    teacher.config = dataclasses.replace(teacher.config, num_steps=steps)
+    return teacher
+
+
 def _latency(args) -> None:
     from ttfkit.align.one_step import OneStepPolicy
     from ttfkit.align.policy_diamond import load_diamond
@@ -41,8 +50,8 @@ def _latency(args) -> None:
     cfg = teacher.config
     g = torch.Generator().manual_seed(0)
     obs = {k: torch.randn(1, cfg.n_obs_steps, *s, generator=g) for k, s in cfg.obs_shapes.items()}
-    flow1 = load_diamond(args.diamond)[1]  # the same weights, one ODE step: no one-call sampler on this backbone
-    flow1.config = dataclasses.replace(flow1.config, num_steps=1)  # can be faster, so its ratio is the ceiling
+    flow1 = _teacher_with_steps(args.diamond, 1)  # no one-call sampler on this backbone can be faster than
+    # the teacher with one ODE step, so its ratio is the ceiling
     cases = {f"flow-{cfg.sampler}-{cfg.num_steps}": teacher, f"flow-{cfg.sampler}-1": flow1, "diamond-one-step": one}
     times: dict[str, list[float]] = {k: [] for k in cases}
     cpu: dict[str, list[float]] = {k: [] for k in cases}  # this thread's CPU time: blind to descheduling
@@ -79,8 +88,7 @@ def _closed_loop(args) -> None:
     dmap, teacher = load_diamond(args.diamond)
     cases = [("diamond-one-step", OneStepPolicy(teacher, dmap))]
     for k in args.flow_steps:  # the teacher with k ODE steps (same weights)
-        flow = load_diamond(args.diamond)[1]
-        flow.config = dataclasses.replace(flow.config, num_steps=k)
+        flow = _teacher_with_steps(args.diamond, k)
         cases.insert(0, (f"flow-{flow.config.sampler}-{k}", flow))
     for name, policy in cases:
         t0 = time.perf_counter()

@@ -117,9 +117,10 @@ def method_config(method: str, n: int, steps: int):
         m = max(1, (n - 1) * steps // (3 * max(1, steps - 1)))
         return AlignConfig(method=method, particles=1, steps=steps, value_samples=m, inner_steps=3)
     if method == "weighted":
-        # euler: steps velocity calls + (steps - 1) guided ones with M candidates of a 2-step flow map + 2 scores
-        m = max(1, (n - 1) * steps // (4 * max(1, steps - 1)))
-        return AlignConfig(method=method, particles=m, steps=steps, flow_map_steps=2)
+        # euler: steps velocity calls + (steps - 1) guided ones with M candidates of a k-step flow map + 2 scores
+        k = 2
+        m = max(1, (n - 1) * steps // ((k + 2) * max(1, steps - 1)))
+        return AlignConfig(method=method, particles=m, steps=steps, flow_map_steps=k)
     raise ValueError(f"unknown alignment method {method!r}")
 
 
