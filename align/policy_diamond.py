@@ -97,15 +97,22 @@ class Distiller:
     cosine decay to 0 at ``steps``; the warm-up keeps Adam's first, sign-like steps from moving the copied backbone
     away from the teacher before the gradients are meaningful).
 
+    ``ema`` > 0 keeps an exponential moving average of the map's weights (decay ``ema`` per step, as the official
+    code samples from its 0.999/0.9999 EMA): :attr:`sampler` is then the averaged map, the one to check, save and
+    sample from; :attr:`dmap` is the map the optimizer trains.
+
     The teacher is frozen (no gradients); x_1 = normalised actions, cond = ``policy.encode_obs(obs)``.
-    :meth:`state_dict` / :meth:`load_state_dict` hold the optimizer, schedule, step and generator state
-    (the map's weights travel separately, in its checkpoint).
+    :meth:`state_dict` / :meth:`load_state_dict` hold the optimizer, schedule, step and generator state, and with
+    ``ema`` the trained weights (the checkpoint's weights are then the sampler's).
     """
 
     def __init__(self, policy, dmap: DiamondMap, *, steps: int, lr: float = 3e-4, weight_decay: float = 0.0,
-                 grad_clip: float = 1.0, warmup: int = 0, generator: torch.Generator | None = None) -> None:
+                 grad_clip: float = 1.0, warmup: int = 0, ema: float = 0.0,
+                 generator: torch.Generator | None = None) -> None:
         if steps < 1 or not 0 <= warmup < steps:
             raise ValueError(f"need steps >= 1 and 0 <= warmup < steps, got {steps=}, {warmup=}")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema decay must be in [0, 1), got {ema=}")
         from ttfkit.optim import make_optimizer
 
         policy.eval()
@@ -116,6 +123,17 @@ class Distiller:
         self.opt = make_optimizer("adamw", dmap, lr=lr, weight_decay=weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda k: _lr_factor(k, steps, warmup))
         self.step = 0
+        self.ema = None
+        if ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(dmap, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
+            self.ema.module.requires_grad_(False).eval()
+
+    @property
+    def sampler(self) -> DiamondMap:
+        """The map to check, save and sample from: the EMA with ``ema`` > 0, else the trained map."""
+        return self.dmap if self.ema is None else self.ema.module
 
     def train_step(self, batch: dict) -> dict:
         """One optimizer step on ``batch`` ({"obs", "action"}, dataset units); returns the loss metrics."""
@@ -132,6 +150,8 @@ class Distiller:
         self.sched.step()
         self.step += 1
         dmap.eval()
+        if self.ema is not None:
+            self.ema.update_parameters(dmap)
         return metrics
 
     def run(self, loader, on_step=None) -> DiamondMap:
@@ -140,21 +160,31 @@ class Distiller:
             for batch in loader:
                 metrics = self.train_step(batch)
                 if (on_step is not None and on_step(self.step, metrics)) or self.step >= self.steps:
-                    return self.dmap.eval()
-        return self.dmap.eval()
+                    return self.sampler.eval()
+        return self.sampler.eval()
 
     def state_dict(self) -> dict:
         state = {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "step": self.step}
         if self.generator is not None:
             state["generator"] = self.generator.get_state()
+        if self.ema is not None:
+            state["trained"] = {k: v.detach().clone() for k, v in self.dmap.state_dict().items()}
+            state["ema_count"] = int(self.ema.n_averaged)
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; with ``ema`` the Distiller must have been built on the checkpoint's
+        (averaged) weights, which become the average and ``state["trained"]`` the trained map."""
+        if (self.ema is None) != ("trained" not in state):
+            raise ValueError("training state and Distiller disagree on ema: resume with the same --ema")
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.step = int(state["step"])
         if self.generator is not None and "generator" in state:
             self.generator.set_state(state["generator"])
+        if self.ema is not None:
+            self.dmap.load_state_dict(state["trained"])
+            self.ema.n_averaged.fill_(state["ema_count"])
 
 
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -175,15 +205,17 @@ def distill_policy(
     generator: torch.Generator | None = None,
     grad_clip: float = 1.0,
     warmup: int = 0,
+    ema: float = 0.0,
     on_step=None,
 ) -> DiamondMap:
     """Distil a Diamond Map from the flow ``policy`` on batches of ``loader`` (see :class:`Distiller`).
 
-    ``on_step(step, metrics)`` is called after every step (True stops early). Returns the map in eval mode.
+    ``on_step(step, metrics)`` is called after every step (True stops early). Returns the map to sample from
+    (the EMA with ``ema`` > 0) in eval mode.
     """
     dmap = dmap or policy_diamond(policy, config)
     run = Distiller(policy, dmap, steps=steps, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
-                    warmup=warmup, generator=generator)
+                    warmup=warmup, ema=ema, generator=generator)
     return run.run(loader, on_step)
 
 

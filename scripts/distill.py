@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate, cosine decay (default 3e-4)")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default 0)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="EMA decay of the map's weights; the average is checked, saved and sampled (0: off)")
     parser.add_argument("--diag-fraction", type=float, default=0.75, help="share of the diagonal loss (0.75)")
     parser.add_argument("--trajectory-fraction", type=float, default=0.0,
                         help="share regressed onto teacher GLASS trajectories (0: the paper's recipe)")
@@ -86,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
     if args.resume and (out / "training_state.pt").is_file():
         dmap, _ = load_diamond(out, device=args.device)
         run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup=args.warmup, generator=gen)
+                       warmup=args.warmup, ema=args.ema, generator=gen)
         state = torch.load(out / "training_state.pt", weights_only=False)
         run.load_state_dict(state)
         curve = state["curve"]
@@ -94,11 +96,11 @@ def main(args: argparse.Namespace) -> int:
     else:
         dmap = policy_diamond(policy, dcfg)
         run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup=args.warmup, generator=gen)
+                       warmup=args.warmup, ema=args.ema, generator=gen)
     check = _check(policy, val_set, args)
     glass2 = check.baselines["glass2"]
     if not curve:
-        curve.append({"step": 0, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()}})
+        curve.append({"step": 0, **{f"t{t:g}": d for t, d in check.diamond_distances(run.sampler, gen).items()}})
     print(f"distilling a Diamond Map ({sum(p.numel() for p in dmap.parameters()):,} params) from {args.checkpoint} "
           f"on {len(train_set)} windows; held-out check on {args.check_pairs} pairs: "
           + "  ".join(f"t={t:g}: glass1 {check.baselines['glass1'][t]:.3f} glass2 {glass2[t]:.3f} "
@@ -106,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     loader = DataLoader(train_set, batch_size=args.batch, shuffle=True, drop_last=len(train_set) > args.batch,
                         generator=torch.Generator().manual_seed(args.seed + run.step))
     meta = {"teacher": str(args.checkpoint), "dataset": str(args.dataset), "steps": args.steps, "batch": args.batch,
-            "lr": args.lr, "seed": args.seed}
+            "lr": args.lr, "ema": args.ema, "seed": args.seed}
     from tqdm import tqdm
 
     bar = tqdm(total=args.steps, initial=run.step, desc="distill", disable=args.no_progress, dynamic_ncols=True)
@@ -116,8 +118,10 @@ def main(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % args.eval_every and step < args.steps:
             return False
-        row = {"step": step, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()},
+        row = {"step": step, **{f"t{t:g}": d for t, d in check.diamond_distances(run.sampler, gen).items()},
                **{k: v for k, v in metrics.items()}}
+        if run.ema is not None:  # the trained (not averaged) map too, to see what the average buys
+            row.update({f"trained_t{t:g}": d for t, d in check.diamond_distances(run.dmap, gen).items()})
         curve.append(row)
         ratio = max(row[f"t{t:g}"] / glass2[t] for t in check.ts)
         bar.set_postfix(loss=f"{metrics['loss']:.3g}", ed=" ".join(f"{row[f't{t:g}']:.3f}" for t in check.ts),
@@ -133,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
         run.run(loader, on_step)
     bar.close()
     if curve[-1]["step"] != run.step:
-        curve.append({"step": run.step, **{f"t{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()}})
+        curve.append({"step": run.step, **{f"t{t:g}": d for t, d in check.diamond_distances(run.sampler, gen).items()}})
     _save(run, out, policy, meta, curve, check)
     _plot(curve, check, out / "curve.png")
     last = curve[-1]
@@ -196,7 +200,7 @@ def _save(run, out, policy, meta, curve, check) -> None:
 
     buf = io.BytesIO()
     torch.save({**run.state_dict(), "curve": curve}, buf)
-    save_diamond(run.dmap, out, teacher=policy, metadata={**meta, "step": run.step},
+    save_diamond(run.sampler, out, teacher=policy, metadata={**meta, "step": run.step},
                  extra_files={"training_state.pt": buf.getvalue(), "curve.csv": _csv(curve, check).encode()})
 
 

@@ -119,20 +119,33 @@ def test_ttf_distill_cli(policy_and_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "resumed" in out and "step      6" in out and "step      2" not in out
     assert json.loads((tmp_path / "dm" / "config.json").read_text())["metadata"]["step"] == 6
+    # --ema: the checkpoint holds the average, the curve also tracks the trained map
+    assert main(common[:6] + [str(tmp_path / "dm_ema")] + common[7:] + ["--steps", "4", "--ema", "0.5"]) == 0
+    header = (tmp_path / "dm_ema" / "curve.csv").read_text().splitlines()[0].split(",")
+    assert "t0.3" in header and "trained_t0.3" in header
+    assert json.loads((tmp_path / "dm_ema" / "config.json").read_text())["metadata"]["ema"] == 0.5
     assert main(["distill", "--policy", str(tmp_path / "nope"), "--dataset", str(store), "--out",
                  str(tmp_path / "x")]) == 2
 
 
-def test_distiller_resumes_exactly(policy_and_data):
+def _batches(ds, n):
+    return [next(iter(DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(i))))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_distiller_resumes_exactly(policy_and_data, ema):
+    # As `ttf distill --resume`: the new Distiller is built on the checkpoint's weights (the sampler's: the average
+    # with ema) and the training state restores the rest; both maps must match an uninterrupted run.
     policy, ds, _ = policy_and_data
-    batches = [next(iter(DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(i))))
-               for i in range(6)]
+    batches = _batches(ds, 6)
     cfg = DiamondConfig(diag_fraction=0.5, trajectory_fraction=0.25, trajectory_steps=2)
 
     def fresh():
         torch.manual_seed(0)
         dm = policy_diamond(policy, cfg)
-        return dm, Distiller(policy, dm, steps=10, lr=1e-3, warmup=2, generator=torch.Generator().manual_seed(5))
+        return dm, Distiller(policy, dm, steps=10, lr=1e-3, warmup=2, ema=ema,
+                             generator=torch.Generator().manual_seed(5))
 
     dm_a, run_a = fresh()
     for b in batches:
@@ -140,15 +153,45 @@ def test_distiller_resumes_exactly(policy_and_data):
     dm_b, run_b = fresh()
     for b in batches[:3]:
         run_b.train_step(b)
-    state, weights = run_b.state_dict(), {k: v.clone() for k, v in dm_b.state_dict().items()}
-    dm_c, run_c = fresh()
+    state, weights = run_b.state_dict(), {k: v.clone() for k, v in run_b.sampler.state_dict().items()}
+    torch.manual_seed(0)
+    dm_c = policy_diamond(policy, cfg)
     dm_c.load_state_dict(weights)
+    run_c = Distiller(policy, dm_c, steps=10, lr=1e-3, warmup=2, ema=ema, generator=torch.Generator().manual_seed(5))
     run_c.load_state_dict(state)
     for b in batches[3:]:
         run_c.train_step(b)
     assert run_c.step == 6
-    for k, v in dm_a.state_dict().items():
-        torch.testing.assert_close(dm_c.state_dict()[k], v)
+    for mine, ref in ((run_c.dmap, run_a.dmap), (run_c.sampler, run_a.sampler)):
+        for k, v in ref.state_dict().items():
+            torch.testing.assert_close(mine.state_dict()[k], v)
+    if ema:
+        with pytest.raises(ValueError, match="ema"):
+            Distiller(policy, policy_diamond(policy, cfg), steps=10).load_state_dict(state)
+
+
+def test_distiller_ema_is_the_exponential_average_of_the_trained_weights(policy_and_data):
+    # Reference written here: the first update copies the weights, then e <- d·e + (1-d)·w after every step.
+    # (Not the diagonal loss alone: it is exactly zero at the teacher-initialised map, so nothing would move.)
+    policy, ds, _ = policy_and_data
+    decay = 0.8
+    torch.manual_seed(0)
+    run = Distiller(policy, policy_diamond(policy, DiamondConfig(diag_fraction=0.5, trajectory_fraction=0.5, trajectory_steps=2)),
+                    steps=10, lr=1e-2, ema=decay,
+                    generator=torch.Generator().manual_seed(1))
+    ref = None
+    for b in _batches(ds, 4):
+        run.train_step(b)
+        w = {k: v.clone() for k, v in run.dmap.state_dict().items()}
+        ref = w if ref is None else {k: decay * ref[k] + (1 - decay) * w[k] for k in w}
+    got = run.sampler.state_dict()
+    assert run.sampler is not run.dmap
+    assert any(not torch.allclose(got[k], run.dmap.state_dict()[k]) for k in got)  # the average lags the weights
+    for k, v in ref.items():
+        torch.testing.assert_close(got[k], v)
+    assert not any(p.requires_grad for p in run.sampler.parameters())
+    with pytest.raises(ValueError, match="ema decay"):
+        Distiller(policy, policy_diamond(policy), steps=10, ema=1.0)
 
 
 def test_one_step_policy_is_one_map_call_at_t0(policy_and_data):
