@@ -50,6 +50,8 @@ class GapConfig:
         optims: optimizer registry names, one run each per lr and seed.
         lrs: learning-rate grid, the same for every optimizer.
         seeds: training seeds 0 .. seeds-1 (the data and evaluation seeds stay fixed).
+        split_seed: seed of every run's validation split (``TrainConfig.split_seed``): all runs then hold out the
+            same episodes, so their validation losses compare. None: each run splits by its training seed.
         steps, ckpt_every, batch: training schedule, identical for every run.
         backbone: policy backbone ("mlp", "unet", "transformer").
         policy_options / backbone_options / optim_options: extra policy / backbone / optimizer config
@@ -82,6 +84,7 @@ class GapConfig:
     optims: tuple[str, ...] = ("adamw", "dopr-adamw")
     lrs: tuple[float, ...] = (1e-3,)
     seeds: int = 1
+    split_seed: int | None = None
     steps: int = 3000
     ckpt_every: int = 500
     batch: int = 256
@@ -340,6 +343,7 @@ def _train_run(cfg: GapConfig, dataset: str, run_dir: Path, opt: str, lr: float,
 
     tc = TrainConfig(dataset=dataset, out=str(run_dir), policy="flow", backbone=cfg.backbone, optim=opt,
                      steps=cfg.steps, batch=cfg.batch, lr=lr, ckpt_every=cfg.ckpt_every, seed=seed,
+                     split_seed=cfg.split_seed,
                      policy_options=dict(cfg.policy_options), backbone_options=dict(cfg.backbone_options),
                      optim_options=dict(cfg.optim_options), device=cfg.device, amp=cfg.amp, log=cfg.log,
                      **({"obs_keys": cfg.obs_keys} if cfg.obs_keys else {}))
@@ -385,6 +389,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", dest="lrs", type=csv_of(float), metavar="LR[,LR...]",
                         help="learning-rate grid (default 1e-3)")
     parser.add_argument("--seeds", type=int, help="training seeds 0..N-1 per optimizer and lr (default 1)")
+    parser.add_argument("--split-seed", type=int,
+                        help="one validation split for every run (as ttf train --split-seed; default: each run's seed)")
     parser.add_argument("--steps", type=int, help="training steps of every run (default 3000)")
     parser.add_argument("--ckpt-every", type=int, help="checkpoint (and evaluate) every N steps (default 500)")
     parser.add_argument("--batch", type=int, help="batch size (default 256)")

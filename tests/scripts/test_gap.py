@@ -68,3 +68,23 @@ def test_gap_pipeline_end_to_end(tmp_path, capsys):
     with pytest.raises(ValueError, match="another config.*'demos': \\(2, 3\\)"):
         cli_main([*argv, "--demos", "3", "--debug"])
     assert (out / "gap_config.json").read_bytes() == saved
+
+
+def test_gap_split_seed_gives_every_run_the_same_validation_episodes(tmp_path):
+    import json
+
+    out = tmp_path / "gap"
+    argv = ["gap", "--env", "ttfkit/metaworld-reach-v3", "--demos", "6", "--optims", "adamw", "--seeds", "2",
+            "--steps", "2", "--ckpt-every", "2", "--batch", "8", "--episodes", "1", "--max-steps", "10",
+            "--n-envs", "1", "--workers", "0", "--out"]
+
+    def val_episodes(study, seed):
+        meta = study / "runs" / f"adamw_lr0.001_seed{seed}" / "checkpoints" / "step_000002" / "config.json"
+        return sorted(json.loads(meta.read_text())["metadata"]["val_episodes"])
+
+    assert cli_main([*argv, str(out / "own")]) == 0
+    own = [val_episodes(out / "own", s) for s in (0, 1)]
+    assert own[0] != own[1]  # by default each training seed holds out its own episodes
+    assert cli_main([*argv, str(out / "shared"), "--split-seed", "1"]) == 0
+    assert [val_episodes(out / "shared", s) for s in (0, 1)] == [own[1], own[1]]
+    assert json.loads((out / "shared" / "gap_config.json").read_text())["split_seed"] == 1
