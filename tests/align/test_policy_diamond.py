@@ -214,6 +214,30 @@ def test_one_step_policy_is_one_map_call_at_t0(policy_and_data):
         OneStepPolicy(object(), dmap)
 
 
+@pytest.mark.parametrize("xbar_input", [True, False])
+def test_one_step_policy_folded_call_equals_the_map(policy_and_data, xbar_input):
+    # The deployed one-step call folds the fixed time inputs into one layer; with trained-like (non-zero) weights in
+    # that layer it must equal the generic map call, and follow the weights when they change.
+    from ttfkit.align.one_step import one_step_sample
+
+    policy, ds, _ = policy_and_data
+    torch.manual_seed(3)
+    dmap = policy_diamond(policy, xbar_input=xbar_input)
+    one = OneStepPolicy(policy, dmap)
+    batch = next(iter(DataLoader(ds, batch_size=8)))
+    e = torch.randn(8, H, DA, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        cond = policy.encode_obs(batch["obs"])
+        for _ in range(2):
+            for p in dmap.net.extra.parameters():
+                p.normal_(std=0.05)
+            fused = one._sample(cond, e, torch.Generator().manual_seed(2))
+            generic = one_step_sample(dmap, cond, noise=e, generator=torch.Generator().manual_seed(2))
+            torch.testing.assert_close(fused, generic, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fused, one_step_sample(policy_diamond(policy, xbar_input=xbar_input), cond, noise=e,
+                                                     generator=torch.Generator().manual_seed(2)))
+
+
 def test_checkpoints_without_the_xbar_input_still_load(policy_and_data, tmp_path):
     policy, _, _ = policy_and_data
     old = policy_diamond(policy, xbar_input=False)
