@@ -14,7 +14,8 @@ round-robin would evict each policy's weights from the cache before every call, 
 policy most); median and min-max wall time per call, the median CPU time of the calling thread (unaffected by
 other processes taking the core; with --threads 1 all compute runs on that thread), and the ratios. The teacher
 with one ODE step is timed too: a one-call sampler on the same backbone cannot beat it, so flow-k / flow-1 is the
-ceiling of the one-step speed-up. closed-loop: success of the one-step policy and of the teacher
+ceiling of the one-step speed-up; the one-step policy without its folded fixed inputs (``OneStepPolicy._one_call``)
+is timed too. closed-loop: success of the one-step policy and of the teacher
 with each of --flow-steps ODE steps on the same evaluation episodes (seeds 100000+). fixture: Weighted Diamond
 Maps (exact log-density, a 16-step midpoint ODE standing in for a one-call flow map) vs best-of-N with 10 Euler
 steps per candidate at equal NFE on the 2-D mixture of tests/align, energy distance to the exact tilted target.
@@ -41,6 +42,17 @@ def _teacher_with_steps(diamond_dir, steps: int):
     return teacher
 
 
+def _unfolded_one_step(teacher, dmap):
+    """The one-step policy calling the generic map (fixed inputs not folded in): what the folding saves."""
+    from ttfkit.align.one_step import OneStepPolicy, one_step_sample
+
+    class Unfolded(OneStepPolicy):
+        def _sample(self, cond, noise, generator):
+            return one_step_sample(self.dmap, cond, noise=noise, generator=generator)
+
+    return Unfolded(teacher, dmap)
+
+
 def _latency(args) -> None:
     from ttfkit.align.one_step import OneStepPolicy
     from ttfkit.align.policy_diamond import load_diamond
@@ -52,7 +64,9 @@ def _latency(args) -> None:
     obs = {k: torch.randn(1, cfg.n_obs_steps, *s, generator=g) for k, s in cfg.obs_shapes.items()}
     flow1 = _teacher_with_steps(args.diamond, 1)  # no one-call sampler on this backbone can be faster than
     # the teacher with one ODE step, so its ratio is the ceiling
-    cases = {f"flow-{cfg.sampler}-{cfg.num_steps}": teacher, f"flow-{cfg.sampler}-1": flow1, "diamond-one-step": one}
+    unfolded = _unfolded_one_step(teacher, dmap)
+    cases = {f"flow-{cfg.sampler}-{cfg.num_steps}": teacher, f"flow-{cfg.sampler}-1": flow1, "diamond-one-step": one,
+             "diamond-one-step-unfolded": unfolded}
     times: dict[str, list[float]] = {k: [] for k in cases}
     cpu: dict[str, list[float]] = {k: [] for k in cases}  # this thread's CPU time: blind to descheduling
     with torch.inference_mode():
@@ -74,6 +88,7 @@ def _latency(args) -> None:
                           "repeats": args.repeats}))
     base = next(iter(med))
     print(json.dumps({"bench": "latency", "speedup_one_step_vs_flow": med[base] / med["diamond-one-step"],
+                      "speedup_unfolded_vs_flow": med[base] / med["diamond-one-step-unfolded"],
                       "speedup_of_min": min(times[base]) / min(times["diamond-one-step"]),
                       "speedup_cpu_time": med_cpu[base] / med_cpu["diamond-one-step"],
                       "ceiling_one_call_vs_flow": med[base] / med[f"flow-{cfg.sampler}-1"],
