@@ -94,8 +94,9 @@ def policy_diamond(policy, config: DiamondConfig | None = None, time_dim: int = 
 
 class Distiller:
     """Resumable distillation of a Diamond Map from the flow ``policy`` (AdamW, ``warmup`` linear steps, then
-    cosine decay to 0 at ``steps``; the warm-up keeps Adam's first, sign-like steps from moving the copied backbone
-    away from the teacher before the gradients are meaningful).
+    ``schedule`` "cosine" (decay to 0 at ``steps``) or "constant" (the official code's, with an EMA); the warm-up
+    keeps Adam's first, sign-like steps from moving the copied backbone away from the teacher before the gradients
+    are meaningful).
 
     ``ema`` > 0 keeps an exponential moving average of the map's weights (decay ``ema`` per step, as the official
     code samples from its 0.999/0.9999 EMA): :attr:`sampler` is then the averaged map, the one to check, save and
@@ -107,10 +108,12 @@ class Distiller:
     """
 
     def __init__(self, policy, dmap: DiamondMap, *, steps: int, lr: float = 3e-4, weight_decay: float = 0.0,
-                 grad_clip: float = 1.0, warmup: int = 0, ema: float = 0.0,
+                 grad_clip: float = 1.0, warmup: int = 0, ema: float = 0.0, schedule: str = "cosine",
                  generator: torch.Generator | None = None) -> None:
         if steps < 1 or not 0 <= warmup < steps:
             raise ValueError(f"need steps >= 1 and 0 <= warmup < steps, got {steps=}, {warmup=}")
+        if schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"ema decay must be in [0, 1), got {ema=}")
         from ttfkit.optim import make_optimizer
@@ -121,7 +124,7 @@ class Distiller:
         self.policy, self.dmap, self.steps, self.grad_clip, self.generator = policy, dmap, steps, grad_clip, generator
         dmap.to(policy.device)
         self.opt = make_optimizer("adamw", dmap, lr=lr, weight_decay=weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda k: _lr_factor(k, steps, warmup))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda k: _lr_factor(k, steps, warmup, schedule))
         self.step = 0
         self.ema = None
         if ema:
@@ -187,9 +190,11 @@ class Distiller:
             self.ema.n_averaged.fill_(state["ema_count"])
 
 
-def _lr_factor(step: int, steps: int, warmup: int) -> float:
+def _lr_factor(step: int, steps: int, warmup: int, schedule: str = "cosine") -> float:
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
 
 
@@ -206,6 +211,7 @@ def distill_policy(
     grad_clip: float = 1.0,
     warmup: int = 0,
     ema: float = 0.0,
+    schedule: str = "cosine",
     on_step=None,
 ) -> DiamondMap:
     """Distil a Diamond Map from the flow ``policy`` on batches of ``loader`` (see :class:`Distiller`).
@@ -215,7 +221,7 @@ def distill_policy(
     """
     dmap = dmap or policy_diamond(policy, config)
     run = Distiller(policy, dmap, steps=steps, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
-                    warmup=warmup, ema=ema, generator=generator)
+                    warmup=warmup, ema=ema, schedule=schedule, generator=generator)
     return run.run(loader, on_step)
 
 

@@ -36,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     deprecated_alias(parser, "--policy", checkpoint)
     parser.add_argument("--dataset", required=True, help="zarr store the policy was trained on")
     parser.add_argument("--out", required=True, help="output directory of the Diamond-Map checkpoint")
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps, cosine schedule (default 2000)")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     parser.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
     parser.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate, cosine decay (default 3e-4)")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default 0)")
+    parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                        help="lr after the warm-up: cosine decay to 0 at --steps, or constant (default cosine)")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="EMA decay of the map's weights; the average is checked, saved and sampled (0: off)")
     parser.add_argument("--diag-fraction", type=float, default=0.75, help="share of the diagonal loss (0.75)")
@@ -88,7 +90,8 @@ def main(args: argparse.Namespace) -> int:
     if args.resume and (out / "training_state.pt").is_file():
         dmap, _ = load_diamond(out, device=args.device)
         run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup=args.warmup, ema=args.ema, generator=gen)
+                       warmup=args.warmup, ema=args.ema, schedule=args.schedule,
+                       generator=gen)
         state = torch.load(out / "training_state.pt", weights_only=False)
         run.load_state_dict(state)
         curve = state["curve"]
@@ -96,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         dmap = policy_diamond(policy, dcfg)
         run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup=args.warmup, ema=args.ema, generator=gen)
+                       warmup=args.warmup, ema=args.ema, schedule=args.schedule,
+                       generator=gen)
     check = _check(policy, val_set, args)
     glass2 = check.baselines["glass2"]
     if not curve:
@@ -108,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
     loader = DataLoader(train_set, batch_size=args.batch, shuffle=True, drop_last=len(train_set) > args.batch,
                         generator=torch.Generator().manual_seed(args.seed + run.step))
     meta = {"teacher": str(args.checkpoint), "dataset": str(args.dataset), "steps": args.steps, "batch": args.batch,
-            "lr": args.lr, "ema": args.ema, "seed": args.seed}
+            "lr": args.lr, "schedule": args.schedule, "ema": args.ema, "seed": args.seed}
     from tqdm import tqdm
 
     bar = tqdm(total=args.steps, initial=run.step, desc="distill", disable=args.no_progress, dynamic_ncols=True)

@@ -170,6 +170,26 @@ def test_distiller_resumes_exactly(policy_and_data, ema):
             Distiller(policy, policy_diamond(policy, cfg), steps=10).load_state_dict(state)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_distiller_learning_rate_schedules(policy_and_data, schedule):
+    # Closed form with lr 1e-3, 2 warm-up steps of 5: after step k the factor is (k+1)/2 while k < 2, then
+    # 0.5·(1 + cos(pi·(k-2)/3)) (cosine) or 1 (constant).
+    import math
+
+    policy, ds, _ = policy_and_data
+    run = Distiller(policy, policy_diamond(policy, DiamondConfig(diag_fraction=1.0)), steps=5, lr=1e-3, warmup=2,
+                    schedule=schedule)
+    got = []
+    for b in _batches(ds, 4):
+        run.train_step(b)
+        got.append(run.opt.param_groups[0]["lr"])
+    cosine = [1.0] + [0.5 * (1 + math.cos(math.pi * (k - 2) / 3)) for k in (2, 3, 4)]
+    want = cosine if schedule == "cosine" else [1.0] * 4
+    assert got == pytest.approx([1e-3 * f for f in want])
+    with pytest.raises(ValueError, match="schedule"):
+        Distiller(policy, policy_diamond(policy), steps=5, schedule="linear")
+
+
 def test_distiller_ema_is_the_exponential_average_of_the_trained_weights(policy_and_data):
     # Reference written here: the first update copies the weights, then e <- d·e + (1-d)·w after every step.
     # (Not the diagonal loss alone: it is exactly zero at the teacher-initialised map, so nothing would move.)
