@@ -33,7 +33,7 @@ def read(path: Path):
 
 
 fig, ax = plt.subplots(figsize=(7, 4.5))
-for i, name in enumerate(sorted(p.stem for p in (HERE / "curves").glob("stick*_ema*.csv"))):
+for i, name in enumerate(sorted(p.stem for p in (HERE / "curves").glob("stick*.csv"))):
     (s, r), (st, rt) = read(HERE / "curves" / f"{name}.csv")
     ax.plot(s, r, color=f"C{i}", marker="o", label=f"{name}: EMA 0.999 (checked, saved)")
     ax.plot(st, rt, color=f"C{i}", ls="--", label=f"{name}: trained weights")
@@ -41,7 +41,7 @@ ref = HERE.parent / "diamond-3" / "curves" / "stick1_b256_16000.csv"
 (s, r), _ = read(ref)
 ax.plot(s, r, color="grey", ls=":", label="diamond-3 stick1, 16000 steps, no EMA")
 ax.axhline(2.0, color="k", lw=0.8)
-ax.set_xlabel("distillation step (batch 256, cosine lr 3e-4 to 0)")
+ax.set_xlabel("distillation step (batch 256, lr 3e-4: cosine to 0, or constant for *const*)")
 ax.set_ylabel("worst ratio to 2-step GLASS (t = 0, 0.3, 0.6, 0.9)")
 ax.set_title("held-out one-call posterior, stick-pull 10-demo policies")
 ax.legend(fontsize=7)
