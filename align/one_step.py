@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from ttfkit.align import glass
 from ttfkit.align.diamond import _sinusoidal, diamond_posterior_sample
+from ttfkit.align.policy_diamond import PolicyPhi
 from ttfkit.policies.flow import FlowPolicy
 
 __all__ = ["one_step_sample", "OneStepPolicy"]
@@ -48,8 +49,6 @@ class OneStepPolicy(FlowPolicy):
         self.to(teacher.device).eval()
 
     def _sample(self, cond: Tensor, noise: Tensor, generator: torch.Generator | None) -> Tensor:
-        from ttfkit.align.policy_diamond import PolicyPhi
-
         if not isinstance(self.dmap.net, PolicyPhi) or torch.is_grad_enabled():
             return one_step_sample(self.dmap, cond, noise=noise, generator=generator)
         x0 = torch.randn(noise.shape, generator=generator, dtype=noise.dtype, device=noise.device)

@@ -87,24 +87,23 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     gen = torch.Generator(device=args.device).manual_seed(args.seed)
     curve: list[dict] = []
-    if args.resume and (out / "training_state.pt").is_file():
-        dmap, _ = load_diamond(out, device=args.device)
-        run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup=args.warmup, ema=args.ema, schedule=args.schedule,
-                       generator=gen)
+    resume = args.resume and (out / "training_state.pt").is_file()
+    dmap = load_diamond(out, device=args.device)[0] if resume else policy_diamond(policy, dcfg)
+    run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
+                    warmup=args.warmup, ema=args.ema, schedule=args.schedule, generator=gen)
+    if resume:
         state = torch.load(out / "training_state.pt", weights_only=False)
         run.load_state_dict(state)
         curve = state["curve"]
         print(f"resumed {out} at step {run.step}", flush=True)
-    else:
-        dmap = policy_diamond(policy, dcfg)
-        run = Distiller(policy, dmap, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup=args.warmup, ema=args.ema, schedule=args.schedule,
-                       generator=gen)
     check = _check(policy, val_set, args)
     glass2 = check.baselines["glass2"]
+
+    def distances(dmap, prefix: str = "t") -> dict:
+        return {f"{prefix}{t:g}": d for t, d in check.diamond_distances(dmap, gen).items()}
+
     if not curve:
-        curve.append({"step": 0, **{f"t{t:g}": d for t, d in check.diamond_distances(run.sampler, gen).items()}})
+        curve.append({"step": 0, **distances(run.sampler)})
     print(f"distilling a Diamond Map ({sum(p.numel() for p in dmap.parameters()):,} params) from {args.checkpoint} "
           f"on {len(train_set)} windows; held-out check on {args.check_pairs} pairs: "
           + "  ".join(f"t={t:g}: glass1 {check.baselines['glass1'][t]:.3f} glass2 {glass2[t]:.3f} "
@@ -122,10 +121,9 @@ def main(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % args.eval_every and step < args.steps:
             return False
-        row = {"step": step, **{f"t{t:g}": d for t, d in check.diamond_distances(run.sampler, gen).items()},
-               **{k: v for k, v in metrics.items()}}
+        row = {"step": step, **distances(run.sampler), **metrics}
         if run.ema is not None:  # the trained (not averaged) map too, to see what the average buys
-            row.update({f"trained_t{t:g}": d for t, d in check.diamond_distances(run.dmap, gen).items()})
+            row.update(distances(run.dmap, "trained_t"))
         curve.append(row)
         ratio = max(row[f"t{t:g}"] / glass2[t] for t in check.ts)
         bar.set_postfix(loss=f"{metrics['loss']:.3g}", ed=" ".join(f"{row[f't{t:g}']:.3f}" for t in check.ts),
@@ -141,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
         run.run(loader, on_step)
     bar.close()
     if curve[-1]["step"] != run.step:
-        curve.append({"step": run.step, **{f"t{t:g}": d for t, d in check.diamond_distances(run.sampler, gen).items()}})
+        curve.append({"step": run.step, **distances(run.sampler)})
     _save(run, out, policy, meta, curve, check)
     _plot(curve, check, out / "curve.png")
     last = curve[-1]

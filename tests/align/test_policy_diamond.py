@@ -196,8 +196,8 @@ def test_distiller_ema_is_the_exponential_average_of_the_trained_weights(policy_
     policy, ds, _ = policy_and_data
     decay = 0.8
     torch.manual_seed(0)
-    run = Distiller(policy, policy_diamond(policy, DiamondConfig(diag_fraction=0.5, trajectory_fraction=0.5, trajectory_steps=2)),
-                    steps=10, lr=1e-2, ema=decay,
+    cfg = DiamondConfig(diag_fraction=0.5, trajectory_fraction=0.5, trajectory_steps=2)
+    run = Distiller(policy, policy_diamond(policy, cfg), steps=10, lr=1e-2, ema=decay,
                     generator=torch.Generator().manual_seed(1))
     ref = None
     for b in _batches(ds, 4):
