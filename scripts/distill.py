@@ -93,7 +93,13 @@ def main(args: argparse.Namespace) -> int:
                     warmup=args.warmup, ema=args.ema, schedule=args.schedule, generator=gen)
     if resume:
         state = torch.load(out / "training_state.pt", weights_only=False)
-        run.load_state_dict(state)
+        try:
+            run.load_state_dict(state)
+        except ValueError as err:
+            saved = "with" if "trained" in state else "without"
+            print(f"ttf distill: {out / 'training_state.pt'} was written {saved} an EMA of the map, resumed with "
+                  f"--ema {args.ema}: {err}", file=sys.stderr)
+            return 2
         curve = state["curve"]
         print(f"resumed {out} at step {run.step}", flush=True)
     check = _check(policy, val_set, args)
