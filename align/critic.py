@@ -14,8 +14,12 @@ lead to success. Differentiable (usable with guidance).
 
 Shapes: obs windows {key: (To, ...)} in dataset units; chunks (H, Da) in env units (the critic
 normalises them with the policy's normaliser); features = [policy.encode_obs(obs) (Dc), chunk (H·Da)].
-A saved critic records the env id and a fingerprint of the policy it was fitted for; using it with
-another policy is an error naming both.
+The critic never reads raw observations: its observation features are the policy's own encoder output,
+so a pixel policy's critic sees the images through the policy's (frozen) vision encoder, plus agent_pos
+as that encoder takes it; the rollouts it is fitted on store only these (K, Dc) features, not images.
+A saved critic records the env id, the env's image options (``env_kwargs``: pixels, image_size, camera(s)),
+the policy's observation shapes and a fingerprint of the policy it was fitted for; using it with another
+policy, env or camera is an error naming both.
 """
 
 from __future__ import annotations
@@ -80,16 +84,19 @@ class CriticReward:
             saved critic's recorded policy fingerprint must match it.
         scale: inverse temperature of the tilt (1: p·P(success)).
         env_id: when given, must match the env the critic was fitted on.
+        env_kwargs: when given, the evaluated env's options; their image options must match the ones the
+            critic was fitted on (a pixel policy's features depend on the camera and the image size).
     """
 
     differentiable = True
 
-    def __init__(self, critic, policy, scale: float = 1.0, env_id: str | None = None) -> None:
+    def __init__(self, critic, policy, scale: float = 1.0, env_id: str | None = None,
+                 env_kwargs: dict | None = None) -> None:
         self.critic = load_critic(critic) if isinstance(critic, (str, os.PathLike)) else critic
         self.policy, self.scale = policy, float(scale)
         if not np.isfinite(self.scale) or self.scale <= 0:
             raise ValueError(f"critic reward scale must be a positive finite number, got {scale!r}")
-        check_critic(self.critic, policy, env_id)
+        check_critic(self.critic, policy, env_id, env_kwargs)
 
     def __call__(self, x: Tensor, cond=None) -> Tensor:
         if not isinstance(cond, dict) or "cond" not in cond:
@@ -100,9 +107,16 @@ class CriticReward:
         return self.scale * nn.functional.logsigmoid(self.critic(c, xn))
 
 
-def check_critic(critic: ChunkCritic, policy, env_id: str | None = None) -> None:
-    """Raise ValueError when ``critic`` was fitted for another policy (fingerprint, sizes) or env."""
+def check_critic(critic: ChunkCritic, policy, env_id: str | None = None, env_kwargs: dict | None = None) -> None:
+    """Raise ValueError when ``critic`` was fitted for another policy (observation shapes, sizes,
+    fingerprint), env, or images (``env_kwargs``' image options, when both the critic and the caller
+    name them)."""
     pc = policy.config
+    shapes = critic.meta.get("obs_shapes")
+    if shapes is not None:
+        mine = {k: list(v) for k, v in pc.obs_shapes.items()}
+        if {k: list(v) for k, v in shapes.items()} != mine:
+            raise ValueError(f"critic was fitted for a policy reading {shapes}, this policy reads {mine}")
     dc = policy.encoder.out_dim
     want = {"cond_dim": dc, "horizon": pc.horizon, "action_dim": pc.action_dim}
     got = {k: critic.sizes[k] for k in want}
@@ -114,6 +128,17 @@ def check_critic(critic: ChunkCritic, policy, env_id: str | None = None) -> None
                          f"policy {policy_fingerprint(policy)}")
     if env_id is not None and critic.meta.get("env_id") not in (None, env_id):
         raise ValueError(f"critic was fitted on env {critic.meta['env_id']!r}, not {env_id!r}")
+    fitted = critic.meta.get("env_kwargs")
+    if fitted is not None and env_kwargs is not None and _view_options(fitted) != _view_options(env_kwargs):
+        raise ValueError(f"critic was fitted on images {_view_options(fitted)}, not on {_view_options(env_kwargs)}")
+
+
+def _view_options(env_kwargs: dict) -> dict:
+    """The options of ``env_kwargs`` that decide what a policy sees (pixels, image_size, camera, cameras)."""
+    return {k: env_kwargs[k] for k in _IMAGE_OPTIONS if k in env_kwargs}
+
+
+_IMAGE_OPTIONS = ("pixels", "image_size", "camera", "cameras")
 
 
 def policy_fingerprint(policy) -> str:
@@ -126,9 +151,11 @@ def policy_fingerprint(policy) -> str:
 
 
 def collect_critic_data(policy, env_id: str, n_episodes: int, *, seed: int, n_envs: int = 1,
-                        max_steps: int | None = None, rollout_policy=None, progress: bool = False) -> dict:
+                        max_steps: int | None = None, env_kwargs: dict | None = None, rollout_policy=None,
+                        progress: bool = False) -> dict:
     """Roll ``rollout_policy`` (default ``policy``) out with ``ttfkit.envs.evaluate`` on seeds
-    ``seed .. seed + n_episodes - 1`` and record every planned chunk.
+    ``seed .. seed + n_episodes - 1`` in ``make_env(env_id, **env_kwargs)`` (a pixel policy needs the
+    image options it reads) and record every planned chunk.
 
     Returns {"cond": (K, Dc), "chunk": (K, H, Da) normalised, "success": (K,) float, "episode": (K,) seed,
     "step": (K,) step of the episode at which the chunk was planned, "length": (K,) episode length,
@@ -145,6 +172,7 @@ def collect_critic_data(policy, env_id: str, n_episodes: int, *, seed: int, n_en
         bar = tqdm(total=n_episodes, desc="critic rollouts", unit="ep")
     try:
         result = evaluate(recorder, env_id, n_episodes, seed=seed, n_envs=n_envs, max_steps=max_steps,
+                          env_kwargs=dict(env_kwargs or {}),
                           on_episode=(lambda n, ok: bar.update(1)) if bar else None)
     finally:
         recorder.close()
@@ -165,11 +193,12 @@ def collect_critic_data(policy, env_id: str, n_episodes: int, *, seed: int, n_en
 
 def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, candidates: int = 4,
                            horizon: int = 120, every: int = 2, max_steps: int | None = None,
-                           progress: bool = False) -> dict:
+                           env_kwargs: dict | None = None, progress: bool = False) -> dict:
     """Counterfactual labels (training-time use of the simulator; the critic stays deployable): while the
     base policy acts on seeds ``seed ..``, at every ``every``-th planned chunk ``candidates`` samples of
     the policy are played out by the ``rollout`` reward (look-ahead ``horizon`` steps) and labelled 1 if
     the look-ahead succeeds. Gives the critic several chunks per state, which episode outcomes cannot.
+    ``env_kwargs``: options of the evaluated env and of the look-ahead envs (image options of a pixel policy).
 
     Returns the same keys as :func:`collect_critic_data` ("success" = look-ahead success, "length" =
     "step" so that discounted labels reduce to it) plus "sim_steps".
@@ -178,8 +207,9 @@ def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, c
     from ttfkit.align.rollout import RolloutTracker, RolloutValueReward
     from ttfkit.envs import evaluate
 
-    env_kwargs = {"max_episode_steps": max_steps} if max_steps else {}
-    rollout = RolloutValueReward(policy, env_id, horizon=horizon, env_kwargs=env_kwargs)
+    env_kwargs = dict(env_kwargs or {})
+    rollout = RolloutValueReward(policy, env_id, horizon=horizon,
+                                 env_kwargs={**env_kwargs, **({"max_episode_steps": max_steps} if max_steps else {})})
     rows: list[tuple] = []
     state = {"calls": 0, "slot_seed": {}}
 
@@ -205,7 +235,7 @@ def collect_lookahead_data(policy, env_id: str, n_episodes: int, *, seed: int, c
         bar = tqdm(total=n_episodes, desc="look-ahead labels", unit="ep")
     try:
         evaluate(aligned, env_id, n_episodes, seed=seed, n_envs=1, workers=0, max_steps=max_steps,
-                 on_episode=(lambda n, ok: bar.update(1)) if bar else None)
+                 env_kwargs=env_kwargs, on_episode=(lambda n, ok: bar.update(1)) if bar else None)
     finally:
         rollout.close()
         if bar:

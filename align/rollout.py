@@ -39,7 +39,7 @@ from torch import Tensor
 from ttfkit.align.rewards import register_reward
 from ttfkit.align.sim import ShadowEnvs, restore, snapshot
 
-__all__ = ["RolloutValueReward", "RolloutTracker", "lookahead"]
+__all__ = ["RolloutValueReward", "RolloutTracker", "check_policy_view", "lookahead"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ class RolloutValueReward:
         start, steps: executed part of a candidate (default: the policy's To-1 and n_action_steps).
         success_bonus, return_scale: the reward's two terms.
         workers: look-ahead worker processes (0: in this process).
-        env_kwargs: options of the evaluated env (``max_episode_steps`` ...). seed: base of the noise seeds.
+        env_kwargs: options of the evaluated env (``max_episode_steps``; a pixel policy's ``pixels``,
+            ``image_size``, ``camera``: the look-ahead renders what the policy reads, checked against its
+            observation shapes). seed: base of the noise seeds.
     """
 
     differentiable = False
@@ -83,6 +85,11 @@ class RolloutValueReward:
         self._gens = [torch.Generator().manual_seed(seed) for _ in range(n_envs)]
         self.shadow = ShadowEnvs(env_id, n_envs, env_kwargs, stop_on_success=stop_on_success,
                                  history=pc.n_obs_steps)
+        try:
+            check_policy_view(self.shadow.envs[0], pc.obs_shapes, env_kwargs)
+        except ValueError:
+            self.shadow.close()
+            raise
         self._pool = _Pool(policy, env_id, n_envs, env_kwargs, stop_on_success, workers) if workers else None
 
     # ----- evaluator protocol (forwarded by AlignedPolicy) -----
@@ -152,6 +159,24 @@ class RolloutTracker:
 
     def observe(self, actions) -> None:
         self.rollout.observe(actions)
+
+
+def check_policy_view(env, obs_shapes: dict, env_kwargs: dict | None = None) -> None:
+    """Raise ValueError unless ``env``'s observations hold every key of ``obs_shapes`` (a policy's
+    {key: shape}), with images (H, W, 3) matching the policy's (C, H, W); the message names both sides."""
+    space = getattr(env.observation_space, "spaces", {})
+    missing = [k for k in obs_shapes if k not in space]
+    if missing:
+        name = env.spec.id if env.spec else type(env).__name__
+        raise ValueError(f"the look-ahead env {name} with options {env_kwargs or {}} gives no {missing} "
+                         f"(keys {sorted(space)}), which the policy reads")
+    for key, shape in obs_shapes.items():
+        if key == "pixels" or key.startswith("pixels_"):
+            c, h, w = shape
+            got = tuple(space[key].shape)
+            if got != (h, w, c):
+                raise ValueError(f"the look-ahead env renders {key!r} of shape {got} (options {env_kwargs or {}}), "
+                                 f"the policy reads {tuple(shape)} (H, W = {h}, {w})")
 
 
 @torch.no_grad()

@@ -9,7 +9,8 @@ Two kinds of store name their env:
   (``image_size``, ``camera``); a policy reading ``pixels`` gets ``pixels=True``.
 
 Any other store is an error naming the path and what it lacks. The kwargs are JSON data (they go into
-the evaluation's env spec).
+the evaluation's env spec). ``recorded_image_options(path)`` reads only the image options a ``ttf collect``
+store recorded (what ``ttfkit.scripts.image_options`` uses to render what a pixel policy was trained on).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["env_for_store"]
+__all__ = ["env_for_store", "recorded_image_options"]
 
 _STATE_KEYS = ("agent_pos", "environment_state")
 
@@ -57,3 +58,17 @@ def env_for_store(path: str | os.PathLike, obs_keys: tuple[str, ...] | list[str]
             raise ValueError(f"{path}: the policy reads 'pixels' but the store was collected without --pixels")
         kwargs["pixels"] = True
     return str(env_id), kwargs
+
+
+def recorded_image_options(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The ``image_size`` and ``camera`` a ``ttf collect`` store recorded in its ``env_kwargs`` attr ({} when
+    ``path`` is None, unreadable or recorded none)."""
+    if path is None:
+        return {}
+    from ttfkit.data import ReplayBuffer
+
+    try:
+        kwargs = dict(ReplayBuffer.open(path, mode="r").attrs).get("env_kwargs") or {}
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {k: kwargs[k] for k in ("image_size", "camera") if k in kwargs}

@@ -15,6 +15,11 @@ look-ahead: the candidate chunk, then the base policy with --rollout-flow-steps 
 the chunk's executed steps only), or any registered analytic reward with --reward-option KEY=JSON.
 Episodes use the evaluator's seeds (--episode-seed + i). Prints success (Wilson 95% CI), NFE and
 simulator steps per chunk and wall time per episode; --out writes JSON.
+
+A checkpoint that reads images gets them as ``ttf eval`` renders them (``ttfkit.scripts.image_options``):
+at its own image size, from the camera its training store recorded (--image-size/--camera override);
+the evaluated env, the look-ahead envs of the rollout and sim rewards (and their worker processes) all
+render the same, and a critic fitted on other images is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 
 from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
+from ttfkit.scripts.image_options import add_image_arguments, image_options
 from ttfkit.scripts.options import deprecated_alias
 
 __all__ = ["add_arguments", "main"]
@@ -69,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     workers = parser.add_argument("--lookahead-workers", type=int, default=0,
                                   help="rollout reward: look-ahead worker processes (0: in-process)")
     deprecated_alias(parser, "--workers", workers)
+    add_image_arguments(parser)
     parser.add_argument("--torch-seed", type=int, default=0, help="seed of the samplers' generator")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_device_argument(parser, what="the policy and its samplers")
@@ -90,15 +97,17 @@ def main(args: argparse.Namespace) -> int:
         policy, posterior = _load_policy(args.checkpoint, resolve_device(args.device))
         if args.n_action_steps is not None:
             policy.set_action_steps(args.n_action_steps)
+        env_kwargs = image_options(policy.config.obs_shapes, image_size=args.image_size, camera=args.camera,
+                                   checkpoint=args.checkpoint)
         config = AlignConfig(method=args.method, particles=args.particles, steps=args.steps,
                              smc_steps=args.smc_steps, value_samples=args.value_samples,
                              inner_steps=args.inner_steps, guidance_scale=args.guidance_scale,
                              guidance_start=args.guidance_start, snr_factor=args.snr_factor,
                              flow_map_steps=args.flow_map_steps)
         options = dict(_parse_option(o) for o in args.reward_option)
-        reward, shadow = None, None
         reward, shadow = build_reward(args.reward, policy, args.env, options, n_envs=args.n_envs,
-                                      max_steps=args.max_steps, critic=args.critic, critic_scale=args.critic_scale,
+                                      max_steps=args.max_steps, env_kwargs=env_kwargs, critic=args.critic,
+                                      critic_scale=args.critic_scale,
                                       horizon=args.horizon, flow_steps=args.rollout_flow_steps,
                                       workers=args.lookahead_workers)
         aligned = AlignedPolicy(policy, reward, config, posterior=posterior, shadow=shadow,
@@ -112,7 +121,8 @@ def main(args: argparse.Namespace) -> int:
     with tqdm(total=args.episodes, desc=f"align {args.method}/{args.reward}", unit="ep") as bar:
         try:
             result = evaluate(aligned, args.env, args.episodes, seed=args.episode_seed, n_envs=args.n_envs,
-                              max_steps=args.max_steps, policy_name=f"{args.checkpoint} [{args.method}/{args.reward}]",
+                              max_steps=args.max_steps, env_kwargs=env_kwargs,
+                              policy_name=f"{args.checkpoint} [{args.method}/{args.reward}]",
                               on_episode=lambda n, ok: bar.update(1))
         finally:
             if hasattr(reward, "close"):
@@ -160,14 +170,17 @@ def _load_policy(path, device="cpu"):
     return policy, "glass"
 
 
-def build_reward(name, policy, env_id, options, *, n_envs=1, max_steps=None, critic=None, critic_scale=1.0,
-                 horizon=120, flow_steps=2, workers=0):
+def build_reward(name, policy, env_id, options, *, n_envs=1, max_steps=None, env_kwargs=None, critic=None,
+                 critic_scale=1.0, horizon=120, flow_steps=2, workers=0):
     """(reward, shadow envs or None) for ``ttf align`` / ``ttf gap --align``: ``rollout`` (simulator
     look-ahead with base-policy continuation), ``critic`` (a ``ttf critic`` directory), ``sim`` (the
-    chunk-only look-ahead), or any registered analytic reward with ``options``."""
+    chunk-only look-ahead), or any registered analytic reward with ``options``. ``env_kwargs``: the
+    evaluated env's options (a pixel policy's image options), given to every look-ahead env too and
+    checked against a critic's."""
     from ttfkit.align.rewards import make_reward
 
-    env_kwargs = {"max_episode_steps": max_steps} if max_steps else {}
+    evaluated = dict(env_kwargs or {})
+    env_kwargs = {**evaluated, **({"max_episode_steps": max_steps} if max_steps else {})}
     pc = policy.config
     if name == "sim":
         from ttfkit.align.sim import ShadowEnvs
@@ -181,7 +194,8 @@ def build_reward(name, policy, env_id, options, *, n_envs=1, max_steps=None, cri
     if name == "critic":
         if not critic:
             raise ValueError("--reward critic needs --critic DIR (fit one with `ttf critic`)")
-        return make_reward("critic", critic=critic, policy=policy, scale=critic_scale, env_id=env_id), None
+        return make_reward("critic", critic=critic, policy=policy, scale=critic_scale, env_id=env_id,
+                           env_kwargs=evaluated), None
     return (make_reward(name, **options) if name is not None else None), None
 
 

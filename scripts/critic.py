@@ -14,6 +14,12 @@ OUT/report.json, OUT/calibration.png and OUT/rollouts.safetensors (the labelled 
 reuses them instead of rolling out again). With ``--refit-episodes`` the critic-aligned policy
 (best-of-N with this critic) is rolled out on further reserved seeds, its chunks are added, and the
 critic is refitted once.
+
+A checkpoint that reads images is rolled out as ``ttf eval`` renders them (``ttfkit.scripts.image_options``:
+its image size, its training store's camera; --image-size/--camera override), look-ahead labels and the
+refit's rollouts included. The critic's observation features are the policy's encoder output (images
+through the policy's own vision encoder), so it stores no images; it records the image options and the
+policy's observation shapes, and ``ttf align --reward critic`` refuses it on other images.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 
 from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
+from ttfkit.scripts.image_options import add_image_arguments, image_options
 from ttfkit.scripts.options import deprecated_alias
 
 __all__ = ["add_arguments", "main"]
@@ -56,11 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="episode limit (default: the suite's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit and of the split (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_image_arguments(parser)
     add_device_argument(parser, what="the policy's rollouts (the critic is fitted on the CPU)")
     add_config_argument(parser)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, env_kwargs: dict | None = None) -> int:
+    """``ttf critic``; ``env_kwargs`` (``ttf gap --align``: the study's env options) replaces the image
+    options resolved from the checkpoint and the flags."""
     import torch
 
     from ttfkit.align import critic as C
@@ -73,13 +83,17 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"ttf critic: error: --heldout must be in (0, 1), got {args.heldout}")
     torch.set_num_threads(args.threads)
     policy = _load_flow(args.checkpoint, resolve_device(args.device))
+    if env_kwargs is None:
+        env_kwargs = image_options(policy.config.obs_shapes, image_size=args.image_size, camera=args.camera,
+                                   checkpoint=args.checkpoint)
+    env_kwargs = dict(env_kwargs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.data:
         data = _load_data(args.data)
     else:
         data = C.collect_critic_data(policy, args.env, args.episodes, seed=args.episode_seed, n_envs=args.n_envs,
-                                     max_steps=args.max_steps, progress=True)
+                                     max_steps=args.max_steps, env_kwargs=env_kwargs, progress=True)
         data.pop("result")
     print(f"{len(data['success'])} chunks from {len(torch.unique(data['episode']))} episodes, "
           f"episode success rate {_episode_rate(data):.2f}")
@@ -87,7 +101,8 @@ def main(args: argparse.Namespace) -> int:
     if args.lookahead_episodes:
         lookahead = C.collect_lookahead_data(policy, args.env, args.lookahead_episodes,
                                              seed=args.episode_seed + 20_000, candidates=args.lookahead_candidates,
-                                             horizon=args.horizon, max_steps=args.max_steps, progress=True)
+                                             horizon=args.horizon, max_steps=args.max_steps, env_kwargs=env_kwargs,
+                                             progress=True)
         sim_steps = int(lookahead.pop("sim_steps"))
         print(f"{len(lookahead['success'])} look-ahead-labelled chunks ({sim_steps} simulator steps), "
               f"look-ahead success {float(lookahead['success'].mean()):.2f}")
@@ -95,19 +110,26 @@ def main(args: argparse.Namespace) -> int:
                hidden=args.hidden, members=args.members, label=args.label, gamma=args.gamma)
     gen = torch.Generator().manual_seed(args.seed)
     train, held = C.episode_split(data["episode"], args.heldout, generator=gen)
+    if not held.any() or not train.any():
+        n = len(torch.unique(data["episode"]))
+        raise SystemExit(f"ttf critic: error: --heldout {args.heldout} of {n} episodes leaves "
+                         f"{'no held-out' if not held.any() else 'no training'} episode; roll out more episodes")
     train_data = _rows(data, train) if lookahead is None else _cat(_rows(data, train), lookahead)
     quality = C.critic_quality(C.fit_critic(train_data, generator=gen, **fit), _rows(data, held))
     print(f"held-out ({quality['n_episodes']} episodes): AUC {quality['auc']:.3f}  Brier {quality['brier']:.3f}")
     if lookahead is not None:  # episode outcomes and look-ahead labels both estimate P(success | state, chunk)
         data = _cat(data, lookahead)
     critic = C.fit_critic(data, generator=gen, **fit)
-    report = {"checkpoint": args.checkpoint, "env_id": args.env, "fit": fit, "heldout": quality,
+    report = {"checkpoint": args.checkpoint, "env_id": args.env, "env_kwargs": env_kwargs, "fit": fit,
+              "heldout": quality,
               "lookahead_chunks": 0 if lookahead is None else len(lookahead["success"])}
     if args.refit_episodes:
-        report["refit"] = _refit(args, policy, critic, data, fit, gen)
+        report["refit"] = _refit(args, policy, critic, data, fit, gen, env_kwargs)
         data = report["refit"].pop("data")
         critic = C.fit_critic(data, generator=gen, **fit)
-    critic.meta.update(env_id=args.env, policy=str(args.checkpoint), policy_fingerprint=C.policy_fingerprint(policy),
+    critic.meta.update(env_id=args.env, env_kwargs=env_kwargs, policy=str(args.checkpoint),
+                       policy_fingerprint=C.policy_fingerprint(policy),
+                       obs_shapes={k: list(v) for k, v in policy.config.obs_shapes.items()},
                        label=args.label, episodes=int(len(torch.unique(data["episode"]))))
     C.save_critic(critic, out)
     _save_data(data, out / "rollouts.safetensors")
@@ -117,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refit(args, policy, critic, data, fit, gen) -> dict:
+def _refit(args, policy, critic, data, fit, gen, env_kwargs) -> dict:
     """Roll out the critic-aligned policy on further reserved seeds, add its chunks, report its success."""
     import torch
 
@@ -125,11 +147,12 @@ def _refit(args, policy, critic, data, fit, gen) -> dict:
     from ttfkit.align.policy import AlignConfig, AlignedPolicy
 
     critic.meta.update(policy_fingerprint=C.policy_fingerprint(policy), env_id=args.env)
-    aligned = AlignedPolicy(policy, C.CriticReward(critic, policy, env_id=args.env),
+    aligned = AlignedPolicy(policy, C.CriticReward(critic, policy, env_id=args.env, env_kwargs=env_kwargs),
                             AlignConfig(method="best-of-n", particles=args.refit_particles), seed_base=args.seed)
     seed = args.episode_seed + args.episodes
     more = C.collect_critic_data(policy, args.env, args.refit_episodes, seed=seed, n_envs=args.n_envs,
-                                 max_steps=args.max_steps, rollout_policy=aligned, progress=True)
+                                 max_steps=args.max_steps, env_kwargs=env_kwargs, rollout_policy=aligned,
+                                 progress=True)
     result = more.pop("result")
     merged = _cat(data, more)
     print(f"aligned rollouts for the refit: success {result.n_successes}/{result.n_episodes}")

@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 from ttfkit.scripts.device import add_device_argument, resolve_device
+from ttfkit.scripts.image_options import add_image_arguments, image_options, training_dataset
 from ttfkit.scripts.options import csv_of, deprecated_alias
 
 __all__ = ["add_arguments", "main"]
@@ -52,11 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run every episode to the time limit instead of ending at success")
     parser.add_argument("--pixels", action="store_true",
                         help="give the policy `pixels` observations (implied for a checkpoint that reads images)")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="side of the rendered images (default: the checkpoint's image size, else the env's)")
-    parser.add_argument("--camera", nargs="+", default=None, metavar="NAME",
-                        help="camera(s) of the images (default: the checkpoint's training store's, else the env's; "
-                             "a policy reading pixels_<NAME> keys renders those cameras)")
+    add_image_arguments(parser)
     add_device_argument(parser, what="the policy (the envs always run on CPU cores)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON file for the result")
@@ -107,7 +104,9 @@ def main(args: argparse.Namespace) -> int:
         name = str(args.checkpoint)
         if args.env is None:
             args.env, env_kwargs = _env_from_dataset(args, tuple(policy.config.obs_shapes))
-    env_kwargs.update(_image_options(args, {} if args.expert else policy.config.obs_shapes))
+    env_kwargs.update(image_options({} if args.expert else policy.config.obs_shapes, image_size=args.image_size,
+                                    camera=args.camera, pixels=args.pixels, checkpoint=args.checkpoint,
+                                    dataset=args.dataset))
     bar = tqdm(total=args.episodes, desc=args.env.split("/")[-1], unit="ep", dynamic_ncols=True)
     wins = [0]
 
@@ -169,7 +168,7 @@ def _env_from_dataset(args: argparse.Namespace, obs_keys: tuple[str, ...]) -> tu
 
     dataset = args.dataset
     if dataset is None and not args.expert:
-        dataset = _training_dataset(args.checkpoint)
+        dataset = training_dataset(args.checkpoint)
     if dataset is None:
         raise ValueError("--env is required unless --dataset (or the checkpoint's training dataset) is a "
                          "store that names its env (`ttf collect` or `ttf data import-robomimic`)")
@@ -177,63 +176,3 @@ def _env_from_dataset(args: argparse.Namespace, obs_keys: tuple[str, ...]) -> tu
     make_env(env_id, **kwargs).close()
     print(f"env {env_id} from {dataset}: {kwargs}")
     return env_id, kwargs
-
-
-def _training_dataset(checkpoint) -> str | None:
-    from ttfkit.policies.checkpoint import read_config
-
-    return read_config(checkpoint).get("metadata", {}).get("train_config", {}).get("dataset")
-
-
-def _image_options(args: argparse.Namespace, obs_shapes: dict) -> dict:
-    """Env options that render what the policy reads: ``pixels`` (one camera) or ``cameras`` (a
-    ``pixels_<camera>`` key each), the image side from the policy's (C, H, W) image shapes, the camera
-    from --camera, else the training store's ``env_kwargs`` (``ttf collect`` records them), else the env's.
-    A --image-size that contradicts the checkpoint is an error naming both."""
-    image_keys = [k for k in obs_shapes if k == "pixels" or k.startswith("pixels_")]
-    cameras = [c for arg in args.camera or [] for c in arg.split(",") if c]
-    recorded = {}
-    if image_keys and not cameras and getattr(args, "checkpoint", None):
-        recorded = _recorded_env_kwargs(args.dataset or _training_dataset(args.checkpoint))
-    options: dict = {}
-    sides = {k: int(obs_shapes[k][-1]) for k in image_keys}
-    if args.image_size is not None:
-        wrong = {k: s for k, s in sides.items() if s != args.image_size}
-        if wrong:
-            raise ValueError(f"--image-size {args.image_size}: the checkpoint reads images of side {wrong}")
-        options["image_size"] = args.image_size
-    elif sides:
-        options["image_size"] = next(iter(sides.values()))
-    elif "image_size" in recorded:
-        options["image_size"] = recorded["image_size"]
-    named = sorted(k[len("pixels_"):] for k in image_keys if k.startswith("pixels_"))
-    if named:
-        if cameras and cameras != named:
-            raise ValueError(f"--camera {' '.join(cameras)}: the checkpoint reads cameras {named}")
-        options["cameras"] = named
-    elif cameras:
-        if len(cameras) > 1:
-            raise ValueError(f"--camera {' '.join(cameras)}: a policy reading one `pixels` key takes one camera")
-        options["camera"] = cameras[0]
-    elif "camera" in recorded:
-        options["camera"] = recorded["camera"]
-    if not image_keys and not args.pixels:
-        if options:
-            raise ValueError("--image-size/--camera need --pixels or a checkpoint that reads images")
-        return {}
-    if "pixels" in image_keys or (args.pixels and not named):
-        options["pixels"] = True
-    return options
-
-
-def _recorded_env_kwargs(dataset: str | None) -> dict:
-    """The image options ``ttf collect`` recorded in the store's attrs ({} when unknown or unreadable)."""
-    if dataset is None:
-        return {}
-    from ttfkit.data import ReplayBuffer
-
-    try:
-        kwargs = dict(ReplayBuffer.open(dataset, mode="r").attrs).get("env_kwargs") or {}
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {k: kwargs[k] for k in ("image_size", "camera") if k in kwargs}

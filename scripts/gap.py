@@ -70,7 +70,8 @@ class GapConfig:
         device: torch device of training and of the evaluated policy ("auto": CUDA when present);
             the envs always run on the CPU cores. amp: bf16 autocast in training.
         env_kwargs: ``make_env`` options of the evaluation env (``ttfkit.envs.from_store.env_for_store``
-            fills them from ``dataset`` when ``ttf gap`` is given no --env).
+            fills them from ``dataset`` when ``ttf gap`` is given no --env), of the aligned evaluation too
+            (its look-ahead envs and critic rollouts included).
         obs_keys: observation keys the policies read (empty: the trainer's default).
         log: experiment loggers of every run ("tensorboard", "wandb"; ``ttfkit.policies.loggers``): its
             training metrics, and each checkpoint's evaluation at the checkpoint's step.
@@ -120,9 +121,6 @@ class GapConfig:
             object.__setattr__(self, "log", check_logger_names(self.log))
         except ValueError as err:
             raise ValueError(f"GapConfig: {err}") from None
-        if self.env_kwargs and self.align:
-            raise ValueError(f"GapConfig: align does not pass env_kwargs {self.env_kwargs} to its rollouts yet; "
-                             "give an env id that needs none")
         object.__setattr__(self, "optims", tuple(self.optims))
         object.__setattr__(self, "lrs", tuple(float(x) for x in self.lrs))
         for name in ("demos", "seeds", "steps", "ckpt_every", "batch", "eval_episodes"):

@@ -18,6 +18,9 @@ from seed 300000, disjoint from demo and evaluation seeds) into ``CKPT/critic``;
 candidates out in the simulator (the reference: not deployable). Results are cached per checkpoint in
 ``CKPT/align/<method>-<reward>-x<N>.json`` (a rerun evaluates only what is missing) and summarised in
 ``aligned.csv``, ``aligned.md`` (appended to report.md) and ``aligned.png``.
+
+The study's ``env_kwargs`` (a pixel store's image options, from ``ttfkit.envs.from_store``) reach every env
+of the stage: the aligned evaluation, the rewards' look-ahead envs and the critic's rollouts.
 """
 
 from __future__ import annotations
@@ -125,8 +128,9 @@ def method_config(method: str, n: int, steps: int):
 
 
 def align_checkpoint(env_id: str, ckpt: Path, stage: AlignStage, method: str, n: int, episodes: int, *,
-                     max_steps: int | None, device: str, desc: str) -> dict:
-    """Aligned evaluation of one checkpoint, cached in CKPT/align/<method>-<reward>-x<n>.json."""
+                     max_steps: int | None, device: str, desc: str, env_kwargs: dict | None = None) -> dict:
+    """Aligned evaluation of one checkpoint in ``make_env(env_id, **env_kwargs)``, cached in
+    CKPT/align/<method>-<reward>-x<n>.json."""
     from tqdm import tqdm
 
     from ttfkit.envs import evaluate
@@ -147,17 +151,19 @@ def align_checkpoint(env_id: str, ckpt: Path, stage: AlignStage, method: str, n:
     from ttfkit.scripts.device import resolve_device
 
     policy = load(ckpt, device=resolve_device(device)).eval()
-    critic = _critic(env_id, ckpt, stage, max_steps) if stage.reward == "critic" else None
+    env_kwargs = dict(env_kwargs or {})
+    critic = _critic(env_id, ckpt, stage, max_steps, env_kwargs=env_kwargs) if stage.reward == "critic" else None
     reward, shadow = build_reward(stage.reward, policy, env_id, dict(stage.reward_options), max_steps=max_steps,
-                                  critic=critic, horizon=stage.horizon, flow_steps=stage.flow_steps,
-                                  workers=stage.workers)
+                                  env_kwargs=env_kwargs, critic=critic, horizon=stage.horizon,
+                                  flow_steps=stage.flow_steps, workers=stage.workers)
     config = method_config(method, n, policy.config.num_steps)
     aligned = AlignedPolicy(policy, reward, config, shadow=shadow, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     with tqdm(total=episodes, desc=desc, unit="ep", leave=False) as bar:
         try:
             result = evaluate(aligned, env_id, episodes, seed=DEFAULT_EVAL_SEED, n_envs=1, workers=0,
-                              max_steps=max_steps, policy_name=f"{ckpt} [{method}/{stage.reward} x{n}]",
+                              max_steps=max_steps, env_kwargs=env_kwargs,
+                              policy_name=f"{ckpt} [{method}/{stage.reward} x{n}]",
                               on_episode=lambda k, ok: bar.update(1))
         finally:
             for closable in (reward, shadow):
@@ -173,10 +179,12 @@ def align_checkpoint(env_id: str, ckpt: Path, stage: AlignStage, method: str, n:
     return out
 
 
-def _critic(env_id: str, ckpt: Path, stage: AlignStage, max_steps: int | None) -> str:
-    """CKPT/critic, fitted by `ttf critic` on the checkpoint's own rollouts unless already there."""
+def _critic(env_id: str, ckpt: Path, stage: AlignStage, max_steps: int | None, *,
+            env_kwargs: dict | None = None) -> str:
+    """CKPT/critic, fitted by `ttf critic` on the checkpoint's own rollouts in ``make_env(env_id,
+    **env_kwargs)`` unless already there."""
     from ttfkit.align.critic import load_critic
-    from ttfkit.scripts.cli import main as cli
+    from ttfkit.scripts.cli import parse
 
     out = ckpt / "critic"
     if (out / "model.safetensors").exists():
@@ -195,7 +203,8 @@ def _critic(env_id: str, ckpt: Path, stage: AlignStage, max_steps: int | None) -
         argv += ["--refit-episodes", str(stage.critic_refit_episodes)]
     if max_steps:
         argv += ["--max-steps", str(max_steps)]
-    if cli(argv) != 0:
+    module, _, args = parse(argv)  # the env options are data, not flags: passed to ttf critic's main as they are
+    if module.main(args, env_kwargs=dict(env_kwargs or {})) != 0:
         raise RuntimeError(f"fitting the critic of {ckpt} failed")
     return str(out)
 
@@ -216,7 +225,8 @@ def run_align_stage(cfg, stage: AlignStage, run_dirs: list[tuple[str, float, int
             for method in stage.methods:
                 for n in stage.particles:
                     res = align_checkpoint(cfg.env, ckpt, stage, method, n, episodes, max_steps=cfg.eval_max_steps,
-                                           device=cfg.device, desc=f"{opt} seed={seed} {ckpt.name} {method} x{n}")
+                                           device=cfg.device, env_kwargs=dict(cfg.env_kwargs),
+                                           desc=f"{opt} seed={seed} {ckpt.name} {method} x{n}")
                     ev, al = res["eval"], res["align"]
                     k = min(episodes, ev["n_episodes"])
                     rows.append(AlignRow(opt, seed, lr, int(ckpt.name.split("_")[1]), method, stage.reward, n,
