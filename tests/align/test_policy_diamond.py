@@ -126,7 +126,7 @@ def test_ttf_distill_cli(policy_and_data, tmp_path, capsys):
     assert json.loads((tmp_path / "dm_ema" / "config.json").read_text())["metadata"]["ema"] == 0.5
     # resuming without the EMA it was written with names the state file and both settings, and trains nothing
     capsys.readouterr()
-    assert main(common[:6] + [str(tmp_path / "dm_ema")] + common[7:] + ["--steps", "6", "--resume"]) == 2
+    assert main(common[:6] + [str(tmp_path / "dm_ema")] + common[7:] + ["--steps", "6", "--resume", "--ema", "0"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "dm_ema" / "training_state.pt") in err and "written with an EMA" in err and "--ema 0.0" in err
     assert json.loads((tmp_path / "dm_ema" / "config.json").read_text())["metadata"]["step"] == 4
