@@ -151,3 +151,18 @@ def test_lookahead_workers_render_what_the_policy_reads(study):
         values.append(reward(chunks, {"slot": 0}))
         reward.close()
     torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
+
+
+def test_a_distilled_diamond_directory_renders_its_distillation_store_camera(tmp_path):
+    """`ttf align --checkpoint DIAMOND_DIR` finds the camera in the store `ttf distill` recorded; flags still win."""
+    from ttfkit.data import ReplayBuffer
+
+    store = tmp_path / "px.zarr"
+    ReplayBuffer.create(store, attrs={"env_id": ENV, "env_kwargs": {"image_size": 24, "camera": "corner2"}})
+    diamond = tmp_path / "diamond"
+    diamond.mkdir()
+    (diamond / "config.json").write_text(json.dumps({"kind": "diamond_map", "metadata": {"dataset": str(store)}}))
+    shapes = {"agent_pos": (4,), "pixels": (3, 24, 24)}
+    assert image_options(shapes, checkpoint=diamond) == VIEW
+    assert image_options(shapes, checkpoint=diamond, camera=["corner3"]) == {**VIEW, "camera": "corner3"}
+    assert image_options({"agent_pos": (4,)}, checkpoint=diamond) == {}
