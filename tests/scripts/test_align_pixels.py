@@ -153,6 +153,19 @@ def test_lookahead_workers_render_what_the_policy_reads(study):
     torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
 
 
+def test_ttf_critic_look_ahead_labels_render_what_the_policy_reads(study, tmp_path):
+    """--lookahead-episodes plays candidates out in look-ahead envs whose continuation reads the images
+    (an env without them is refused before any rollout)."""
+    _, ckpt = study
+    out = tmp_path / "critic"
+    assert cli.main(["critic", "--checkpoint", str(ckpt), "--env", ENV, "--episodes", "2", "--heldout", "0.5",
+                     "--max-steps", "12", "--steps", "5", "--members", "1", "--hidden", "8",
+                     "--lookahead-episodes", "1", "--lookahead-candidates", "2", "--horizon", "4", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["env_kwargs"] == VIEW and report["lookahead_chunks"] > 0
+    assert load_critic(out).meta["env_kwargs"] == VIEW
+
+
 def test_a_distilled_diamond_directory_renders_its_distillation_store_camera(tmp_path):
     """`ttf align --checkpoint DIAMOND_DIR` finds the camera in the store `ttf distill` recorded; flags still win."""
     from ttfkit.data import ReplayBuffer
