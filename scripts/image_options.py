@@ -79,7 +79,7 @@ def image_options(obs_shapes: dict, *, image_size: int | None = None, camera: li
         options["camera"] = recorded["camera"]
     if not image_keys and not pixels:
         if options:
-            raise ValueError("--image-size/--camera need --pixels or a checkpoint that reads images")
+            raise ValueError("--image-size/--camera need a checkpoint that reads images (or `ttf eval --pixels`)")
         return {}
     if "pixels" in image_keys or (pixels and not named):
         options["pixels"] = True
