@@ -12,8 +12,8 @@
 # Run from the repository root: nice -n 5 bash docs/results/2026-11-30/robomimic-3/run_unet.sh
 cd "$(git rev-parse --show-toplevel)"
 export MUJOCO_GL=egl
-R=docs/results/2026-11-30/robomimic-3
-O=outputs/robomimic3
+R=${R:-docs/results/2026-11-30/robomimic-3}   # results folder (robomimic-4 passes its own)
+O=${O:-outputs/robomimic3}
 STEPS=${STEPS:-1000}
 BATCH=${BATCH:-128}
 SEED=${SEED:-0}
