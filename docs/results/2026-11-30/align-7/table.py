@@ -9,12 +9,18 @@ from ttfkit.envs.evaluate import wilson_interval
 HERE = Path(__file__).parent
 P4 = HERE.parent / "pixels-4"
 CELLS = [("base", "base", 10), ("bo4_critic", "critic, best-of-4", 40), ("bo8_critic", "critic, best-of-8", 80),
-         ("bo16_critic", "critic, best-of-16", 160), ("smc8_critic", "critic, SMC 8x", 72)]
+         ("bo16_critic", "critic, best-of-16", 160), ("smc8_critic", "critic, SMC 8x", 72),
+         ("bo4_rollout", "rollout (simulator), best-of-4", 40)]
 SEEDS = (0, 1, 2)
 
 
 def _load(cell: str, seed: int) -> dict | None:
     path = HERE / f"{cell}_seed{seed}.json"
+    if seed == 0 and cell == "bo4_rollout":  # ../pixels-4 ran it as 10 + 40 episodes
+        parts = [json.loads((P4 / f"bo4-rollout-h120{tag}.json").read_text()) for tag in ("", "-b")]
+        walls = [p["align"]["wall_s_per_episode"] * p["eval"]["n_episodes"] for p in parts]
+        return {"eval": {"successes": [x for p in parts for x in p["eval"]["successes"]]},
+                "align": {"wall_s_per_episode": sum(walls) / 50}}
     if seed == 0 and cell in ("base", "bo4_critic"):
         path = P4 / ("eval-50.json" if cell == "base" else "bo4-critic-50.json")
     if not path.is_file():
