@@ -10,7 +10,7 @@ HERE = Path(__file__).parent
 P4 = HERE.parent / "pixels-4"
 CELLS = [("base", "base", 10), ("bo4_critic", "critic, best-of-4", 40), ("bo8_critic", "critic, best-of-8", 80),
          ("bo16_critic", "critic, best-of-16", 160), ("smc8_critic", "critic, SMC 8x", 72),
-         ("bo4_rollout", "rollout (simulator), best-of-4", 40)]
+         ("bo8_critic_refit", "critic refit once, best-of-8", 80), ("bo4_rollout", "rollout (simulator), best-of-4", 40)]
 SEEDS = (0, 1, 2)
 
 
