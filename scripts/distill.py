@@ -79,11 +79,7 @@ def main(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        policy, train_set, val_set, dcfg = _setup(args)
-    except (KeyError, ValueError, FileNotFoundError) as err:
-        print(f"ttf distill: {err}", file=sys.stderr)
-        return 2
+    policy, train_set, val_set, dcfg = _setup(args)  # bad input raises: cli prints `ttf distill: error: ...`
     from pathlib import Path
 
     from torch.utils.data import DataLoader
@@ -103,9 +99,8 @@ def main(args: argparse.Namespace) -> int:
             run.load_state_dict(state)
         except ValueError as err:
             saved = "with" if "trained" in state else "without"
-            print(f"ttf distill: {out / 'training_state.pt'} was written {saved} an EMA of the map, resumed with "
-                  f"--ema {args.ema}: {err}", file=sys.stderr)
-            return 2
+            raise ValueError(f"{out / 'training_state.pt'} was written {saved} an EMA of the map, resumed with "
+                             f"--ema {args.ema}: {err}") from None
         curve = state["curve"]
         print(f"resumed {out} at step {run.step}", flush=True)
     check = _check(policy, val_set, args)

@@ -128,10 +128,13 @@ def test_ttf_distill_cli(policy_and_data, tmp_path, capsys):
     capsys.readouterr()
     assert main(common[:6] + [str(tmp_path / "dm_ema")] + common[7:] + ["--steps", "6", "--resume", "--ema", "0"]) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "dm_ema" / "training_state.pt") in err and "written with an EMA" in err and "--ema 0.0" in err
+    assert f"ttf distill: error: {tmp_path / 'dm_ema' / 'training_state.pt'}" in err
+    assert "written with an EMA" in err and "--ema 0.0" in err and "Traceback" not in err
     assert json.loads((tmp_path / "dm_ema" / "config.json").read_text())["metadata"]["step"] == 4
     assert main(["distill", "--policy", str(tmp_path / "nope"), "--dataset", str(store), "--out",
                  str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "ttf distill: error: " in err and "nope" in err and "Traceback" not in err
 
 
 def _batches(ds, n):
