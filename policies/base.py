@@ -126,7 +126,14 @@ class ChunkPolicy(nn.Module):
     # ----- public interface -----
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        # cached: walking the parameters costs ~0.03 ms, paid several times per chunk at batch 1
+        if getattr(self, "_device", None) is None:
+            self._device = next(self.parameters()).device
+        return self._device
+
+    def _apply(self, fn, *args, **kwargs):
+        self._device = None  # .to() / .cuda() / .float() may move the parameters
+        return super()._apply(fn, *args, **kwargs)
 
     @property
     def num_params(self) -> int:
@@ -173,7 +180,12 @@ class ChunkPolicy(nn.Module):
     def encode_obs(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """{key: (B, To, *shape)} in dataset units -> cond (B, Dc). Normalises, then encodes."""
         self._check_obs(obs_batch)
-        obs = {k: self._normalize(k, _obs_float32(k, obs_batch[k]).to(self.device)) for k in self.config.obs_shapes}
+        return self._encode_checked(obs_batch)
+
+    def _encode_checked(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``encode_obs`` of a batch that ``_check_obs`` already passed."""
+        device = self.device
+        obs = {k: self._normalize(k, _obs_float32(k, obs_batch[k]).to(device)) for k in self.config.obs_shapes}
         return self.encoder(obs)
 
     def draw_loss_noise(self, batch_size: int, generator: torch.Generator | None = None,
@@ -212,13 +224,14 @@ class ChunkPolicy(nn.Module):
     def encode_obs_blocks(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``encode_obs`` computed in blocks of exactly ``block_rows`` rows (see ``predict_action_chunk``),
         so a row's features do not depend on the batch it came in (aligned policies, critic records)."""
+        self._check_obs(obs_batch)
         n = next(iter(obs_batch.values())).shape[0]
         out = []
         for start in range(0, n, self.block_rows):
             rows = slice(start, min(n, start + self.block_rows))
-            cond = self.encode_obs({k: _pad_rows(v[rows], self.block_rows) for k, v in obs_batch.items()})
+            cond = self._encode_checked({k: _pad_rows(v[rows], self.block_rows) for k, v in obs_batch.items()})
             out.append(cond[:rows.stop - start])
-        return torch.cat(out)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     @torch.no_grad()
     def predict_action_chunk(self, obs_batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
@@ -231,21 +244,20 @@ class ChunkPolicy(nn.Module):
         CPU kernels pick different reduction orders for different batch sizes (measured: rows of a
         batch of 1-3 differ in the last bits from the same rows in a batch of 8).
         """
-        self._check_obs(obs_batch)
         n = next(iter(obs_batch.values())).shape[0]
         shape = (n, self.config.horizon, self.config.action_dim)
+        if noise is not None and tuple(noise.shape) != shape:
+            raise ValueError(f"noise must be {shape}, got {tuple(noise.shape)}")
+        cond = self.encode_obs_blocks(obs_batch)  # (n, Dc); checks the observations
         if noise is None:
             noise = torch.randn(shape, generator=generator, device=self.device)
-        elif tuple(noise.shape) != shape:
-            raise ValueError(f"noise must be {shape}, got {tuple(noise.shape)}")
-        cond = self.encode_obs_blocks(obs_batch)  # (n, Dc)
         chunks = []
         for start in range(0, n, self.block_rows):
             rows = slice(start, min(n, start + self.block_rows))
             x = self._sample(_pad_rows(cond[rows], self.block_rows),
                              _pad_rows(noise[rows], self.block_rows).to(cond), generator)
             chunks.append(x[:rows.stop - start])  # (b, H, Da), normalised
-        return self._unnormalize(self.config.action_key, torch.cat(chunks))
+        return self._unnormalize(self.config.action_key, chunks[0] if len(chunks) == 1 else torch.cat(chunks))
 
     @torch.no_grad()
     def plan_chunks(self, obs_batch: dict[str, torch.Tensor], slots: list[int]) -> torch.Tensor:

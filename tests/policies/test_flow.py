@@ -135,6 +135,23 @@ def test_bad_inputs_raise_clear_errors():
         make_policy("flow", obs_shapes=OBS, action_dim=2, backbone_options={"widthh": 3})
     with pytest.raises(KeyError, match="nope"):
         make_policy("nope")
+    # the chunk path checks its observations and noise once, before any network call
+    with pytest.raises(ValueError, match="agent_pos"):
+        policy.predict_action_chunk({"agent_pos": torch.zeros(2, 3, 3), "environment_state": torch.zeros(2, 2, 5)})
+    bad = _obs(2)
+    bad["environment_state"][1, 0, 4] = float("nan")
+    with pytest.raises(ValueError, match="environment_state.*nan"):
+        policy.predict_action_chunk(bad)
+    with pytest.raises(ValueError, match=r"noise must be \(2, 8, 2\)"):
+        policy.predict_action_chunk(_obs(2), noise=torch.zeros(1, 8, 2))
+
+
+def test_device_follows_the_parameters_after_a_move():
+    policy = _policy()
+    assert policy.device == torch.device("cpu")  # cached from here on
+    policy.to("meta")
+    assert policy.device == torch.device("meta")
+    assert next(policy.parameters()).device == policy.device
 
 
 def test_reset_with_seed_makes_rollouts_reproducible():
