@@ -129,13 +129,20 @@ def check_critic(critic: ChunkCritic, policy, env_id: str | None = None, env_kwa
     if env_id is not None and critic.meta.get("env_id") not in (None, env_id):
         raise ValueError(f"critic was fitted on env {critic.meta['env_id']!r}, not {env_id!r}")
     fitted = critic.meta.get("env_kwargs")
-    if fitted is not None and env_kwargs is not None and _view_options(fitted) != _view_options(env_kwargs):
-        raise ValueError(f"critic was fitted on images {_view_options(fitted)}, not on {_view_options(env_kwargs)}")
+    if fitted is not None and env_kwargs is not None:
+        fitted_env = critic.meta.get("env_id") or env_id
+        theirs, mine = _view_options(fitted, fitted_env), _view_options(env_kwargs, env_id or fitted_env)
+        if theirs != mine:
+            raise ValueError(f"critic was fitted on images {theirs}, not on {mine}")
 
 
-def _view_options(env_kwargs: dict) -> dict:
-    """The options of ``env_kwargs`` that decide what a policy sees (pixels, image_size, camera, cameras)."""
-    return {k: env_kwargs[k] for k in _IMAGE_OPTIONS if k in env_kwargs}
+def _view_options(env_kwargs: dict, env_id: str | None) -> dict:
+    """The options that decide what a policy sees (pixels, image_size, camera, cameras), the env's defaults
+    filled in where ``env_id`` is a registered env (an explicit default camera equals an unnamed one)."""
+    from ttfkit.envs.registry import env_options, list_envs
+
+    full = env_options(env_id, **env_kwargs) if env_id in list_envs() else env_kwargs
+    return {k: list(full[k]) if isinstance(full[k], tuple) else full[k] for k in _IMAGE_OPTIONS if k in full}
 
 
 _IMAGE_OPTIONS = ("pixels", "image_size", "camera", "cameras")

@@ -6,17 +6,19 @@ gymnasium-robotics are imported only when an env is built. ``import ttfkit.envs`
 
 ``make_env(env_id, seed=None, **kwargs)`` is ``gymnasium.make`` plus one seeded ``reset``;
 ``list_envs()`` lists the registered ids; ``env_spec_json(env_id, **kwargs)`` is the JSON form of the
-exact spec an env was built from (stored with evaluation results).
+exact spec an env was built from (stored with evaluation results); ``env_options(env_id, **kwargs)`` the
+keyword options its constructor receives, defaults included.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 import gymnasium as gym
 
-__all__ = ["make_env", "list_envs", "register_env", "env_spec_json", "NAMESPACE"]
+__all__ = ["make_env", "list_envs", "register_env", "env_spec_json", "env_options", "NAMESPACE"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,17 @@ def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def env_options(env_id: str, **kwargs: Any) -> dict[str, Any]:
+    """The keyword options ``make_env(env_id, **kwargs)`` passes to the env's constructor, with the constructor's
+    defaults filled in: ``{"camera": "corner"}`` and ``{}`` give the same options for a Meta-World id."""
+    _check_id(env_id)
+    spec = gym.spec(env_id)
+    creator = gym.envs.registration.load_env_creator(spec.entry_point)
+    defaults = {name: p.default for name, p in inspect.signature(creator).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return defaults | spec.kwargs | kwargs
 
 
 def env_spec_json(env_id: str, **kwargs: Any) -> str:

@@ -70,6 +70,20 @@ def test_critic_refuses_another_policy_or_env(tmp_path, tiny_policy):
         CriticReward(ChunkCritic(3, 8, 4), tiny_policy)
 
 
+def test_critic_images_compare_with_the_env_defaults_filled_in(tiny_policy):
+    """A critic fitted with the env's default camera named explicitly serves an env built without --camera (and
+    the reverse); another camera or image size is refused, naming both."""
+    critic = ChunkCritic(tiny_policy.encoder.out_dim, 8, 4, hidden=8)
+    critic.meta.update(env_id=ENV, env_kwargs={"pixels": True, "image_size": 84, "camera": "corner"})
+    CriticReward(critic, tiny_policy, env_id=ENV, env_kwargs={"pixels": True, "image_size": 84})
+    critic.meta["env_kwargs"] = {"pixels": True, "image_size": 84}
+    CriticReward(critic, tiny_policy, env_id=ENV, env_kwargs={"pixels": True, "image_size": 84, "camera": "corner"})
+    with pytest.raises(ValueError, match=r"'camera': 'corner'.*not on .*'camera': 'corner2'"):
+        CriticReward(critic, tiny_policy, env_id=ENV, env_kwargs={"pixels": True, "image_size": 84, "camera": "corner2"})
+    with pytest.raises(ValueError, match=r"'image_size': 84.*not on .*'image_size': 96"):
+        CriticReward(critic, tiny_policy, env_id=ENV, env_kwargs={"pixels": True})  # the env's default side is 96
+
+
 def test_ttf_critic_cli_end_to_end_and_data_reuse(tmp_path, tiny_policy):
     from ttfkit.scripts.cli import main
 
