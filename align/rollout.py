@@ -171,7 +171,7 @@ def check_policy_view(env, obs_shapes: dict, env_kwargs: dict | None = None) -> 
         raise ValueError(f"the look-ahead env {name} with options {env_kwargs or {}} gives no {missing} "
                          f"(keys {sorted(space)}), which the policy reads")
     for key, shape in obs_shapes.items():
-        if key == "pixels" or key.startswith("pixels_"):
+        if len(shape) == 3:  # an image, as the policy's encoder decides (any camera key, robomimic's too)
             c, h, w = shape
             got = tuple(space[key].shape)
             if got != (h, w, c):

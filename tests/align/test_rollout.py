@@ -88,3 +88,23 @@ def test_a_reward_returning_nan_is_an_error_naming_the_candidates(tiny_policy):
     aligned = AlignedPolicy(tiny_policy, NaNReward(), AlignConfig(method="best-of-n", particles=3))
     with pytest.raises(ValueError, match=r"non-finite values \[nan\] for candidates \[1\]"):
         evaluate(aligned, ENV, 1, seed=0, n_envs=1, max_steps=4)
+
+
+def test_look_ahead_view_check_covers_every_image_key():
+    """Any (C, H, W) key is an image, named `pixels` or not (robomimic's `agentview_image`): its env side must be
+    (H, W, C); low-dimensional keys only need to exist."""
+    from gymnasium import spaces
+
+    from ttfkit.align.rollout import check_policy_view
+
+    def env(**keys):
+        return type("Env", (), {"observation_space": spaces.Dict(keys), "spec": None})()
+
+    image = spaces.Box(0, 255, (24, 24, 3), np.uint8)
+    state = spaces.Box(-1, 1, (9,), np.float32)
+    check_policy_view(env(agentview_image=image, robot0_eef_pos=state), {"agentview_image": (3, 24, 24),
+                                                                          "robot0_eef_pos": (9,)})
+    with pytest.raises(ValueError, match=r"renders 'agentview_image' of shape \(24, 24, 3\).*reads \(3, 32, 32\)"):
+        check_policy_view(env(agentview_image=image), {"agentview_image": (3, 32, 32)})
+    with pytest.raises(ValueError, match=r"gives no \['robot0_eef_pos'\]"):
+        check_policy_view(env(agentview_image=image), {"robot0_eef_pos": (9,)})
