@@ -130,8 +130,8 @@ def check_critic(critic: ChunkCritic, policy, env_id: str | None = None, env_kwa
         raise ValueError(f"critic was fitted on env {critic.meta['env_id']!r}, not {env_id!r}")
     fitted = critic.meta.get("env_kwargs")
     if fitted is not None and env_kwargs is not None:
-        fitted_env = critic.meta.get("env_id") or env_id
-        theirs, mine = _view_options(fitted, fitted_env), _view_options(env_kwargs, env_id or fitted_env)
+        env = env_id or critic.meta.get("env_id")  # one env: a different one was refused above
+        theirs, mine = _view_options(fitted, env), _view_options(env_kwargs, env)
         if theirs != mine:
             raise ValueError(f"critic was fitted on images {theirs}, not on {mine}")
 
