@@ -13,11 +13,12 @@ import math
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from ttfkit.align import glass
 from ttfkit.align.diamond import _sinusoidal, diamond_posterior_sample
 from ttfkit.align.policy_diamond import PolicyPhi
+from ttfkit.policies.backbones import sinusoidal_embedding
+from ttfkit.policies.backbones.mlp import MLPBackbone
 from ttfkit.policies.flow import FlowPolicy
 
 __all__ = ["one_step_sample", "OneStepPolicy"]
@@ -49,46 +50,59 @@ class OneStepPolicy(FlowPolicy):
         self.to(teacher.device).eval()
 
     def _sample(self, cond: Tensor, noise: Tensor, generator: torch.Generator | None) -> Tensor:
-        if not isinstance(self.dmap.net, PolicyPhi) or torch.is_grad_enabled():
+        net = self.dmap.net
+        if not (isinstance(net, PolicyPhi) and isinstance(net.backbone, MLPBackbone)) or torch.is_grad_enabled():
             return one_step_sample(self.dmap, cond, noise=noise, generator=generator)
         x0 = torch.randn(noise.shape, generator=generator, dtype=noise.dtype, device=noise.device)
         return self._one_call(cond, noise, x0)
 
     def _one_call(self, cond: Tensor, e: Tensor, x0: Tensor) -> Tensor:
-        """:func:`one_step_sample` for a PolicyPhi map with its constants folded (inference only; equal to it up to
-        float rounding). At t = 0 every time input is fixed (t, s_min, s_max, and t* since x_t carries no weight),
-        and the map's output is affine in x̄ = e and in the backbone's output, so a call is one small linear layer
-        plus the backbone: what a deployed one-step policy pays per chunk."""
-        cfg, net = self.dmap.config, self.dmap.net
+        """:func:`one_step_sample` of a PolicyPhi map on the MLP backbone, with its constants folded (inference
+        only; equal to it up to float rounding): what a deployed one-step policy pays per chunk. At t = 0 every
+        time input is fixed (t, s_min, s_max, and t* since x_t carries no weight), so the time embeddings are
+        constants; the layers before the residual blocks are affine in (cond, x_0, e) and the output is affine in
+        e and the backbone's last layer. The call is one input layer, the residual blocks and one output layer."""
+        weight_in, bias_in, weight_out, bias_out, e_scale = self._folded()
+        n, blocks = e.shape[0], self.dmap.net.backbone
+        h = torch.addmm(bias_in, torch.cat([cond, x0.reshape(n, -1), e.reshape(n, -1)], 1), weight_in)
+        for block in blocks.blocks:
+            h = h + block(h)
+        return torch.addmm(bias_out, blocks.out_norm(h), weight_out).view_as(e).add_(e, alpha=e_scale)
+
+    def _folded(self) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+        """(input weight (Dc + 2·H·Da, d), input bias, output weight (d, H·Da), output bias, e's output scale) of
+        the folded call; recomputed whenever a weight it is built from changes (in place or by ``.to()``)."""
+        net = self.dmap.net
+        mlp, extra = net.backbone, net.extra
+        sources = (extra.weight, extra.bias, mlp.in_proj.weight, mlp.in_proj.bias, mlp.out_proj.weight,
+                   mlp.out_proj.bias, *mlp.time_mlp.parameters())
+        key = tuple((p.data_ptr(), p._version) for p in sources)
+        if getattr(self, "_folded_key", None) == key:
+            return self._folded_weights
+        cfg = self.dmap.config
         s0, s1 = cfg.s_min, cfg.s_max
         root = math.sqrt(max((s0 / (1 - s0)) ** 2, glass._LAM_MIN))
         t_star = root / (1 + root)
-        y = e * ((s0 / (1 - s0) ** 2) / (root * (1 + root)))  # GLASS sufficient input t*·S at t = 0
-        bias, weight = self._folded_extra()
-        n = e.shape[0]
-        chunks = torch.cat([x0.reshape(n, -1), e.reshape(n, -1)], 1) if net.xbar_input else x0.reshape(n, -1)
-        residual = net.backbone(y, torch.full((n,), t_star, dtype=e.dtype, device=e.device),
-                                cond + F.linear(chunks, weight, bias))
-        z_hat = y + (1 - t_star) * residual
-        k = (s1 - s0) / (1 - s0)  # X(s_min, s_max; e) = e + k·(ẑ - e)
-        return ((1 - k) * e + k * z_hat) / s1
-
-    def _folded_extra(self) -> tuple[Tensor, Tensor]:
-        """(bias with the fixed time features' share folded in, the weight on the chunk inputs) of PolicyPhi's
-        zero-initialised layer; recomputed whenever its weights change."""
-        extra = self.dmap.net.extra
-        key = (extra.weight.data_ptr(), extra.weight._version, extra.bias._version)
-        if getattr(self, "_folded_key", None) != key:
-            cfg, dim = self.dmap.config, self.dmap.net.time_dim
-            times = [torch.full((1,), u, dtype=extra.weight.dtype, device=extra.weight.device)
-                     for u in (0.0, cfg.s_min, cfg.s_max)]
-            feats = torch.cat([_sinusoidal(u, dim) for u in times], 1)  # (1, 3·dim)
-            n_time = feats.shape[1]
-            with torch.no_grad():
-                bias = extra.bias + feats[0] @ extra.weight[:, :n_time].T
-                self._folded = (bias, extra.weight[:, n_time:].contiguous())
-            self._folded_key = key
-        return self._folded
+        y_scale = (s0 / (1 - s0) ** 2) / (root * (1 + root))  # GLASS sufficient input y = t*·S = y_scale·e at t = 0
+        k = (s1 - s0) / (1 - s0)  # x_1 = ((1 - k)·e + k·ẑ)/s1 with ẑ = y + (1 - t*)·backbone output
+        like = dict(dtype=extra.weight.dtype, device=extra.weight.device)
+        with torch.no_grad():
+            # PolicyPhi: cond' = cond + extra([emb(0), emb(s_min), emb(s_max), x_0, (e)])
+            times = torch.cat([_sinusoidal(torch.full((1,), u, **like), net.time_dim) for u in (0.0, s0, s1)], 1)
+            n_time, hd = times.shape[1], net.horizon * net.action_dim
+            extra_bias = extra.bias + times[0] @ extra.weight[:, :n_time].T
+            extra_x0 = extra.weight[:, n_time:n_time + hd]
+            # MLP backbone: h = in_proj([y, time_mlp(emb(t*)), cond'])
+            w_y, w_t, w_c = mlp.in_proj.weight.split([hd, mlp.config.time_dim, net.cond_dim], 1)
+            temb = mlp.time_mlp(sinusoidal_embedding(torch.full((1,), t_star, **like), mlp.config.time_dim))[0]
+            w_e = y_scale * w_y + (w_c @ extra.weight[:, n_time + hd:] if net.xbar_input else 0)
+            weight_in = torch.cat([w_c, w_c @ extra_x0, w_e], 1).T.contiguous()
+            bias_in = mlp.in_proj.bias + w_t @ temb + w_c @ extra_bias
+            out_scale = k * (1 - t_star) / s1
+            self._folded_weights = (weight_in, bias_in, (out_scale * mlp.out_proj.weight).T.contiguous(),
+                                    out_scale * mlp.out_proj.bias, ((1 - k) + k * y_scale) / s1)
+        self._folded_key = key
+        return self._folded_weights
 
     def _sampler_draws_noise(self) -> bool:
         """The map's x_0 input is drawn from the generator too, so ``plan_chunks`` samples row by row on each

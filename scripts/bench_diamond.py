@@ -12,10 +12,12 @@ policy (one Diamond-Map call, ``ttfkit.align.one_step``), same backbone, timed i
 consecutive calls per policy in one process after a warm-up (a robot calls one policy again and again: strict
 round-robin would evict each policy's weights from the cache before every call, which penalises the one-call
 policy most); median and min-max wall time per call, the median CPU time of the calling thread (unaffected by
-other processes taking the core; with --threads 1 all compute runs on that thread), and the ratios. The teacher
-with one ODE step is timed too: a one-call sampler on the same backbone cannot beat it, so flow-k / flow-1 is the
-ceiling of the one-step speed-up; the one-step policy without its folded fixed inputs (``OneStepPolicy._one_call``)
-is timed too. closed-loop: success of the one-step policy and of the teacher
+other processes taking the core; with --threads 1 all compute runs on that thread), and the ratios. Reference
+cases: the teacher with one ODE step (the same network once, time inputs computed: flow-k / flow-1 bounds a
+one-call sampler that folds nothing); the teacher with its step times' embeddings folded into the input layer's
+bias (MLP backbone; the constant folding the one-step policy gets, given to the k-step policy too, checked equal to
+it before timing), so its ratio is the speed-up that does not come from folding; and the one-step policy calling
+the generic map (nothing folded). closed-loop: success of the one-step policy and of the teacher
 with each of --flow-steps ODE steps on the same evaluation episodes (seeds 100000+). fixture: Weighted Diamond
 Maps (exact log-density, a 16-step midpoint ODE standing in for a one-call flow map) vs best-of-N with 10 Euler
 steps per candidate at equal NFE on the 2-D mixture of tests/align, energy distance to the exact tilted target.
@@ -53,6 +55,30 @@ def _unfolded_one_step(teacher, dmap):
     return Unfolded(teacher, dmap)
 
 
+def _time_folded(policy):
+    """``policy`` (MLP backbone) with each step time's share of the input layer, in_proj(time_mlp(emb(t))) + bias,
+    computed once per time value and reused (the step times of a k-step sampler are fixed). Benchmark reference."""
+    from ttfkit.policies.backbones import sinusoidal_embedding
+
+    mlp = policy.backbone
+    hd, dt = mlp.horizon * mlp.action_dim, mlp.config.time_dim
+    w_x, w_t, w_c = mlp.in_proj.weight.split([hd, dt, mlp.in_proj.in_features - hd - dt], 1)
+    weight = torch.cat([w_x, w_c], 1).T.contiguous()
+    biases: dict[float, torch.Tensor] = {}
+
+    def forward(x, t, cond):
+        key = float(t[0])  # every row shares the step time in the samplers
+        if key not in biases:
+            biases[key] = mlp.in_proj.bias + w_t @ mlp.time_mlp(sinusoidal_embedding(t[:1], dt))[0]
+        h = torch.addmm(biases[key], torch.cat([x.reshape(x.shape[0], -1), cond], 1), weight)
+        for block in mlp.blocks:
+            h = h + block(h)
+        return mlp.out_proj(mlp.out_norm(h)).view_as(x)
+
+    mlp.forward = forward
+    return policy
+
+
 def _latency(args) -> None:
     from ttfkit.align.one_step import OneStepPolicy
     from ttfkit.align.policy_diamond import load_diamond
@@ -62,14 +88,20 @@ def _latency(args) -> None:
     cfg = teacher.config
     g = torch.Generator().manual_seed(0)
     obs = {k: torch.randn(1, cfg.n_obs_steps, *s, generator=g) for k, s in cfg.obs_shapes.items()}
-    flow1 = _teacher_with_steps(args.diamond, 1)  # no one-call sampler on this backbone can be faster than
-    # the teacher with one ODE step, so its ratio is the ceiling
-    unfolded = _unfolded_one_step(teacher, dmap)
-    cases = {f"flow-{cfg.sampler}-{cfg.num_steps}": teacher, f"flow-{cfg.sampler}-1": flow1, "diamond-one-step": one,
-             "diamond-one-step-unfolded": unfolded}
+    flow_k, flow_1 = f"flow-{cfg.sampler}-{cfg.num_steps}", f"flow-{cfg.sampler}-1"
+    cases = {flow_k: teacher, flow_1: _teacher_with_steps(args.diamond, 1),
+             "diamond-one-step": one, "diamond-one-step-unfolded": _unfolded_one_step(teacher, dmap)}
+    if cfg.backbone == "mlp":
+        cases[f"{flow_k}-time-folded"] = _time_folded(_teacher_with_steps(args.diamond, cfg.num_steps))
     times: dict[str, list[float]] = {k: [] for k in cases}
     cpu: dict[str, list[float]] = {k: [] for k in cases}  # this thread's CPU time: blind to descheduling
     with torch.inference_mode():
+        noise = torch.randn(1, cfg.horizon, cfg.action_dim, generator=g)
+        for name in (f"{flow_k}-time-folded", "diamond-one-step"):  # the folded cases compute what they replace
+            ref = flow_k if name.startswith("flow") else "diamond-one-step-unfolded"
+            if name in cases and not torch.allclose(*(cases[k].predict_action_chunk(
+                    obs, generator=torch.Generator().manual_seed(1), noise=noise) for k in (name, ref)), atol=1e-4):
+                raise RuntimeError(f"{name} does not reproduce {ref}'s chunk")
         for _ in range(5):
             for p in cases.values():
                 p.predict_action_chunk(obs, generator=g)
@@ -86,13 +118,15 @@ def _latency(args) -> None:
         print(json.dumps({"bench": "latency", "case": name, "batch": 1, "median_ms": 1e3 * med[name],
                           "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v), "median_cpu_ms": 1e3 * med_cpu[name],
                           "repeats": args.repeats}))
-    base = next(iter(med))
-    print(json.dumps({"bench": "latency", "speedup_one_step_vs_flow": med[base] / med["diamond-one-step"],
-                      "speedup_unfolded_vs_flow": med[base] / med["diamond-one-step-unfolded"],
-                      "speedup_of_min": min(times[base]) / min(times["diamond-one-step"]),
-                      "speedup_cpu_time": med_cpu[base] / med_cpu["diamond-one-step"],
-                      "ceiling_one_call_vs_flow": med[base] / med[f"flow-{cfg.sampler}-1"],
-                      "threads": torch.get_num_threads(), "block": args.block}))
+    one_ms = med["diamond-one-step"]
+    summary = {"bench": "latency", "speedup_one_step_vs_flow": med[flow_k] / one_ms,
+               "speedup_unfolded_vs_flow": med[flow_k] / med["diamond-one-step-unfolded"],
+               "speedup_of_min": min(times[flow_k]) / min(times["diamond-one-step"]),
+               "speedup_cpu_time": med_cpu[flow_k] / med_cpu["diamond-one-step"],
+               "ceiling_one_call_vs_flow": med[flow_k] / med[flow_1]}
+    if f"{flow_k}-time-folded" in med:
+        summary["speedup_one_step_vs_time_folded_flow"] = med[f"{flow_k}-time-folded"] / one_ms
+    print(json.dumps({**summary, "threads": torch.get_num_threads(), "block": args.block}))
 
 
 def _closed_loop(args) -> None:

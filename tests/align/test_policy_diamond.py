@@ -245,8 +245,9 @@ def test_one_step_policy_is_one_map_call_at_t0(policy_and_data):
 
 @pytest.mark.parametrize("xbar_input", [True, False])
 def test_one_step_policy_folded_call_equals_the_map(policy_and_data, xbar_input):
-    # The deployed one-step call folds the fixed time inputs into one layer; with trained-like (non-zero) weights in
-    # that layer it must equal the generic map call, and follow the weights when they change.
+    # The deployed one-step call folds the fixed time inputs, the zero-initialised layer and the backbone's input and
+    # output layers into two layers; with trained-like (non-zero) weights it must equal the generic map call, and
+    # follow every weight it is built from when that weight changes.
     from ttfkit.align.one_step import one_step_sample
 
     policy, ds, _ = policy_and_data
@@ -257,14 +258,37 @@ def test_one_step_policy_folded_call_equals_the_map(policy_and_data, xbar_input)
     e = torch.randn(8, H, DA, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         cond = policy.encode_obs(batch["obs"])
-        for _ in range(2):
-            for p in dmap.net.extra.parameters():
-                p.normal_(std=0.05)
+        mlp = dmap.net.backbone
+        for p in (*dmap.net.extra.parameters(), *mlp.time_mlp.parameters(), *mlp.in_proj.parameters(),
+                  *mlp.out_proj.parameters()):  # one at a time: the folded weights must follow each
+            p.add_(torch.randn_like(p), alpha=0.05)
             fused = one._sample(cond, e, torch.Generator().manual_seed(2))
             generic = one_step_sample(dmap, cond, noise=e, generator=torch.Generator().manual_seed(2))
             torch.testing.assert_close(fused, generic, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(fused, one_step_sample(policy_diamond(policy, xbar_input=xbar_input), cond, noise=e,
                                                      generator=torch.Generator().manual_seed(2)))
+
+
+def test_one_step_policy_on_other_backbones_calls_the_map(policy_and_data):
+    # Only the MLP backbone has a folded call; a transformer teacher's one-step policy is exactly the generic call.
+    from ttfkit.align.one_step import one_step_sample
+
+    _, ds, path = policy_and_data
+    torch.manual_seed(4)
+    teacher = make_policy("flow", normalizer=Normalizer.fit(path, ["agent_pos", "environment_state", "action"]),
+                          obs_shapes={"agent_pos": (3,), "environment_state": (2,)}, action_dim=DA, horizon=H,
+                          n_obs_steps=2, n_action_steps=4, backbone="transformer",
+                          backbone_options={"d_model": 16, "n_layers": 1, "n_heads": 2}).eval()
+    dmap = policy_diamond(teacher)
+    with torch.no_grad():
+        dmap.net.extra.weight.normal_(std=0.05)
+    one = OneStepPolicy(teacher, dmap)
+    obs = next(iter(DataLoader(ds, batch_size=3)))["obs"]
+    e = torch.randn(3, H, DA, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = one_step_sample(dmap, teacher.encode_obs(obs), noise=e, generator=torch.Generator().manual_seed(2))
+        got = one._sample(teacher.encode_obs(obs), e, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
 
 
 def test_checkpoints_without_the_xbar_input_still_load(policy_and_data, tmp_path):

@@ -63,3 +63,26 @@ def test_policy_contract(tmp_path, name, backbone):
     loaded.reset()
     act = loaded.select_action({k: v[:, -1].numpy() for k, v in obs.items()})
     assert act.shape == (16, 2) and torch.isfinite(act).all()
+
+
+def test_sinusoidal_embedding_matches_the_formula_and_trains_after_inference_use():
+    # sin/cos of 1000·t·10000^(-i/(half-1)), written here independently; the frequencies are cached, and a cache
+    # first filled under inference_mode must still serve a graph that needs gradients (inference tensors cannot be
+    # saved for backward).
+    from ttfkit.policies.backbones import _frequencies, sinusoidal_embedding
+
+    _frequencies.cache_clear()
+    t = torch.tensor([0.0, 0.25, 0.9], dtype=torch.float64)
+    half = 5
+    ref = torch.cat([torch.sin(1000.0 * t[:, None] * 10000.0 ** (-torch.arange(half) / (half - 1))),
+                     torch.cos(1000.0 * t[:, None] * 10000.0 ** (-torch.arange(half) / (half - 1)))], 1)
+    with torch.inference_mode():
+        first = sinusoidal_embedding(t.float(), 2 * half)
+    torch.testing.assert_close(first.double(), ref, atol=2e-3, rtol=0)  # float32 args up to 1000 rad
+    tg = t.float().requires_grad_(True)
+    out = sinusoidal_embedding(tg, 2 * half)
+    out.sum().backward()  # d/dt sum(sin + cos) = sum f·(cos - sin), f = 1000·freq
+    f = 1000.0 * 10000.0 ** (-torch.arange(half) / (half - 1))
+    torch.testing.assert_close(tg.grad.double(), (f * (torch.cos(f * t[:, None]) - torch.sin(f * t[:, None]))).sum(1),
+                               atol=5.0, rtol=1e-3)
+    assert torch.equal(out.detach(), first)
