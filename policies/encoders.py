@@ -117,7 +117,7 @@ class ObsEncoder(nn.Module):
         feats = []
         if self.lowdim is not None:
             state = torch.cat([obs[k] for k in self.lowdim_keys], dim=-1)  # (B, To, sum D)
-            feats.append(self.lowdim(rearrange(state, "b t d -> b (t d)")))
+            feats.append(self.lowdim(state.flatten(1)))  # (B, To * sum D)
         for k in self.image_keys:
             x = obs[k]  # (B, To, C, H, W)
             flat = rearrange(x, "b t c h w -> (b t) c h w")
@@ -125,7 +125,7 @@ class ObsEncoder(nn.Module):
                 flat = crop_images(flat, self.crops[k], random=self.training, generator=generator)
             f = self.images[k](flat)  # (B*To, F)
             feats.append(rearrange(f, "(b t) f -> b (t f)", b=x.shape[0]))
-        return torch.cat(feats, dim=-1)  # (B, Dc)
+        return feats[0] if len(feats) == 1 else torch.cat(feats, dim=-1)  # (B, Dc)
 
 
 def crop_images(x: torch.Tensor, size: tuple[int, int], random: bool,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from einops import rearrange
 from torch import nn
 
 from ttfkit.policies.backbones import sinusoidal_embedding
@@ -60,8 +59,8 @@ class MLPBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim))  # (B, Te)
-        h = self.in_proj(torch.cat([rearrange(x, "b h a -> b (h a)"), temb, cond], dim=-1))  # (B, d)
+        h = self.in_proj(torch.cat([x.flatten(1), temb, cond], dim=-1))  # (B, d); x flattened to (B, H*Da)
         for block in self.blocks:
             h = h + block(h)
         out = self.out_proj(self.out_norm(h))  # (B, H*Da)
-        return rearrange(out, "b (h a) -> b h a", h=self.horizon)
+        return out.view(out.shape[0], self.horizon, self.action_dim)  # (B, H, Da)
