@@ -12,7 +12,6 @@ Backbones are looked up by name ("mlp", "unet", "transformer"); each module defi
 
 from __future__ import annotations
 
-import functools
 import importlib
 import math
 
@@ -70,10 +69,17 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> to
     return torch.cat([args.sin(), args.cos()], dim=-1).to(t.dtype if t.is_floating_point() else torch.float32)
 
 
-@functools.lru_cache(maxsize=None)
+_FREQUENCIES: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
 def _frequencies(half: int, device: torch.device) -> torch.Tensor:
     """(half,) float32 frequencies of :func:`sinusoidal_embedding`, built once per size and device (four kernel
     launches per network call otherwise: a tenth of a 10-step flow chunk at batch 1 on CPU). Made outside
-    inference mode, so a cache filled during evaluation still works in training graphs."""
-    with torch.inference_mode(False):
-        return torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half - 1, 1))
+    inference mode, so a cache filled during evaluation still works in training graphs; a plain dict, which
+    torch.compile traces without complaint (it warns on functools caches)."""
+    key = (half, device)
+    if key not in _FREQUENCIES:
+        with torch.inference_mode(False):
+            _FREQUENCIES[key] = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32)
+                                          / max(half - 1, 1))
+    return _FREQUENCIES[key]

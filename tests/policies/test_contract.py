@@ -69,9 +69,9 @@ def test_sinusoidal_embedding_matches_the_formula_and_trains_after_inference_use
     # sin/cos of 1000·t·10000^(-i/(half-1)), written here independently; the frequencies are cached, and a cache
     # first filled under inference_mode must still serve a graph that needs gradients (inference tensors cannot be
     # saved for backward).
-    from ttfkit.policies.backbones import _frequencies, sinusoidal_embedding
+    from ttfkit.policies.backbones import _FREQUENCIES, sinusoidal_embedding
 
-    _frequencies.cache_clear()
+    _FREQUENCIES.clear()
     t = torch.tensor([0.0, 0.25, 0.9], dtype=torch.float64)
     half = 5
     ref = torch.cat([torch.sin(1000.0 * t[:, None] * 10000.0 ** (-torch.arange(half) / (half - 1))),
