@@ -74,9 +74,9 @@ _FREQUENCIES: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 def _frequencies(half: int, device: torch.device) -> torch.Tensor:
     """(half,) float32 frequencies of :func:`sinusoidal_embedding`, built once per size and device (four kernel
-    launches per network call otherwise: a tenth of a 10-step flow chunk at batch 1 on CPU). Made outside
-    inference mode, so a cache filled during evaluation still works in training graphs; a plain dict, which
-    torch.compile traces without complaint (it warns on functools caches)."""
+    launches per network call otherwise, which count at batch 1 on CPU). Made outside inference mode, so a cache
+    filled during evaluation still works in training graphs; a plain dict, which torch.compile traces without
+    complaint (it warns on functools caches)."""
     key = (half, device)
     if key not in _FREQUENCIES:
         with torch.inference_mode(False):

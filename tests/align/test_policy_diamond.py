@@ -291,6 +291,33 @@ def test_one_step_policy_on_other_backbones_calls_the_map(policy_and_data):
     torch.testing.assert_close(got, ref, rtol=0, atol=0)
 
 
+def test_latency_bench_references_compute_what_they_replace(policy_and_data, tmp_path, capsys):
+    # bench_diamond's time-folded k-step reference must give the k-step policy's chunks (else its ratio means
+    # nothing), and a latency run on a saved map reports every case and ratio.
+    import argparse
+    import dataclasses
+
+    from ttfkit.scripts import bench_diamond
+
+    policy, ds, _ = policy_and_data
+    obs = next(iter(DataLoader(ds, batch_size=3)))["obs"]
+    e = torch.randn(3, H, DA, generator=torch.Generator().manual_seed(1))
+    folded = type(policy)(policy.config, normalizer=policy.normalizer)
+    folded.load_state_dict(policy.state_dict())
+    folded = bench_diamond._time_folded(folded.eval())
+    with torch.no_grad():
+        torch.testing.assert_close(folded.predict_action_chunk(obs, noise=e), policy.predict_action_chunk(obs, noise=e),
+                                   atol=1e-5, rtol=1e-5)
+    policy.config = dataclasses.replace(policy.config, num_steps=3)
+    save_diamond(policy_diamond(policy), tmp_path / "dm", teacher=policy)
+    bench_diamond._latency(argparse.Namespace(diamond=str(tmp_path / "dm"), repeats=4, block=2))  # main() would
+    # set torch's thread count for the rest of the session
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["case"] for r in rows if "case" in r} == {"flow-euler-3", "flow-euler-1", "diamond-one-step",
+                                                       "diamond-one-step-unfolded", "flow-euler-3-time-folded"}
+    assert all(rows[-1][k] > 0 for k in ("speedup_one_step_vs_flow", "speedup_one_step_vs_time_folded_flow"))
+
+
 def test_checkpoints_without_the_xbar_input_still_load(policy_and_data, tmp_path):
     policy, _, _ = policy_and_data
     old = policy_diamond(policy, xbar_input=False)
