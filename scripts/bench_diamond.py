@@ -12,7 +12,8 @@ policy (one Diamond-Map call, ``ttfkit.align.one_step``), same backbone, timed i
 consecutive calls per policy in one process after a warm-up (a robot calls one policy again and again: strict
 round-robin would evict each policy's weights from the cache before every call, which penalises the one-call
 policy most); median and min-max wall time per call, the median CPU time of the calling thread (unaffected by
-other processes taking the core; with --threads 1 all compute runs on that thread), and the ratios. Reference
+other processes taking the core; with --threads 1 all compute runs on that thread), and the ratios (also per round
+of blocks, median and range, since the machine's speed drifts). Reference
 cases: the teacher with one ODE step (the same network once, time inputs computed: flow-k / flow-1 bounds a
 one-call sampler that folds nothing); the teacher with its step times' embeddings folded into the input layer's
 bias (MLP backbone; the constant folding the one-step policy gets, given to the k-step policy too, checked equal to
@@ -126,6 +127,11 @@ def _latency(args) -> None:
                "ceiling_one_call_vs_flow": med[flow_k] / med[flow_1]}
     if f"{flow_k}-time-folded" in med:
         summary["speedup_one_step_vs_time_folded_flow"] = med[f"{flow_k}-time-folded"] / one_ms
+    # the machine's speed drifts between rounds: the ratio of the two blocks of each round, median and range
+    rounds = [statistics.median(times[flow_k][i:i + args.block]) / statistics.median(
+        times["diamond-one-step"][i:i + args.block]) for i in range(0, len(times[flow_k]), args.block)]
+    summary["speedup_per_round"] = {"median": statistics.median(rounds), "min": min(rounds), "max": max(rounds),
+                                    "rounds": len(rounds)}
     print(json.dumps({**summary, "threads": torch.get_num_threads(), "block": args.block}))
 
 

@@ -316,6 +316,8 @@ def test_latency_bench_references_compute_what_they_replace(policy_and_data, tmp
     assert {r["case"] for r in rows if "case" in r} == {"flow-euler-3", "flow-euler-1", "diamond-one-step",
                                                        "diamond-one-step-unfolded", "flow-euler-3-time-folded"}
     assert all(rows[-1][k] > 0 for k in ("speedup_one_step_vs_flow", "speedup_one_step_vs_time_folded_flow"))
+    per_round = rows[-1]["speedup_per_round"]
+    assert per_round["rounds"] == 2 and per_round["min"] <= per_round["median"] <= per_round["max"]
 
 
 def test_checkpoints_without_the_xbar_input_still_load(policy_and_data, tmp_path):
