@@ -63,11 +63,10 @@ class OneStepPolicy(FlowPolicy):
         constants; the layers before the residual blocks are affine in (cond, x_0, e) and the output is affine in
         e and the backbone's last layer. The call is one input layer, the residual blocks and one output layer."""
         weight_in, bias_in, weight_out, bias_out, e_scale = self._folded()
-        n, blocks = e.shape[0], self.dmap.net.backbone
+        n = e.shape[0]
         h = torch.addmm(bias_in, torch.cat([cond, x0.reshape(n, -1), e.reshape(n, -1)], 1), weight_in)
-        for block in blocks.blocks:
-            h = h + block(h)
-        return torch.addmm(bias_out, blocks.out_norm(h), weight_out).view_as(e).add_(e, alpha=e_scale)
+        h = self.dmap.net.backbone.trunk(h)
+        return torch.addmm(bias_out, h, weight_out).view_as(e).add_(e, alpha=e_scale)
 
     def _folded(self) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
         """(input weight (Dc + 2·H·Da, d), input bias, output weight (d, H·Da), output bias, e's output scale) of

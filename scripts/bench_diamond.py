@@ -72,9 +72,7 @@ def _time_folded(policy):
         if key not in biases:
             biases[key] = mlp.in_proj.bias + w_t @ mlp.time_mlp(sinusoidal_embedding(t[:1], dt))[0]
         h = torch.addmm(biases[key], torch.cat([x.reshape(x.shape[0], -1), cond], 1), weight)
-        for block in mlp.blocks:
-            h = h + block(h)
-        return mlp.out_proj(mlp.out_norm(h)).view_as(x)
+        return mlp.out_proj(mlp.trunk(h)).view_as(x)
 
     mlp.forward = forward
     return policy
@@ -98,8 +96,8 @@ def _latency(args) -> None:
     cpu: dict[str, list[float]] = {k: [] for k in cases}  # this thread's CPU time: blind to descheduling
     with torch.inference_mode():
         noise = torch.randn(1, cfg.horizon, cfg.action_dim, generator=g)
-        for name in (f"{flow_k}-time-folded", "diamond-one-step"):  # the folded cases compute what they replace
-            ref = flow_k if name.startswith("flow") else "diamond-one-step-unfolded"
+        folded = {"diamond-one-step": "diamond-one-step-unfolded", f"{flow_k}-time-folded": flow_k}
+        for name, ref in folded.items():  # the folded cases compute what they replace
             if name in cases and not torch.allclose(*(cases[k].predict_action_chunk(
                     obs, generator=torch.Generator().manual_seed(1), noise=noise) for k in (name, ref)), atol=1e-4):
                 raise RuntimeError(f"{name} does not reproduce {ref}'s chunk")

@@ -60,7 +60,12 @@ class MLPBackbone(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim))  # (B, Te)
         h = self.in_proj(torch.cat([x.flatten(1), temb, cond], dim=-1))  # (B, d); x flattened to (B, H*Da)
+        out = self.out_proj(self.trunk(h))  # (B, H*Da)
+        return out.view(out.shape[0], self.horizon, self.action_dim)  # (B, H, Da)
+
+    def trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """The layers between ``in_proj`` and ``out_proj``: residual blocks, then the output norm; (B, d) -> (B, d).
+        Callers that fold the input and output layers (the one-step policy) run this part as it is."""
         for block in self.blocks:
             h = h + block(h)
-        out = self.out_proj(self.out_norm(h))  # (B, H*Da)
-        return out.view(out.shape[0], self.horizon, self.action_dim)  # (B, H, Da)
+        return self.out_norm(h)
