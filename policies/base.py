@@ -410,6 +410,4 @@ def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     """(b, ...) -> (rows, ...) with copies of row 0 appended (b <= rows)."""
     if x.shape[0] == rows:
         return x
-    if x.shape[0] == 1:  # batch 1, the robot's case: one copy instead of a slice, a view and a concatenation
-        return x.expand(rows, *x.shape[1:]).contiguous()
     return torch.cat([x, x[:1].expand(rows - x.shape[0], *x.shape[1:])])
