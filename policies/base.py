@@ -180,13 +180,42 @@ class ChunkPolicy(nn.Module):
     def encode_obs(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """{key: (B, To, *shape)} in dataset units -> cond (B, Dc). Normalises, then encodes."""
         self._check_obs(obs_batch)
-        return self._encode_checked(obs_batch)
+        return self.encoder.encode(*self._prepare_obs(obs_batch))
 
-    def _encode_checked(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``encode_obs`` of a batch that ``_check_obs`` already passed."""
-        device = self.device
-        obs = {k: self._normalize(k, _obs_float32(k, obs_batch[k]).to(device)) for k in self.config.obs_shapes}
-        return self.encoder(obs)
+    def _prepare_obs(self, obs_batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """A batch that ``_check_obs`` passed -> (the low-dim keys joined in the encoder's order and normalised,
+        (B, To, sum D), or None; {image key: normalised (B, To, C, H, W)}), float32 on the policy's device.
+
+        Joining first makes normalisation and the finite check one op each instead of one per key, at batch 1
+        the bulk of a chunk's observation cost; the values equal per-key normalisation bit for bit."""
+        device, enc = self.device, self.encoder
+        state = None
+        if enc.lowdim_keys:
+            parts = [_obs_float32(k, obs_batch[k]) for k in enc.lowdim_keys]
+            state = (parts[0] if len(parts) == 1 else torch.cat(parts, -1)).to(device)
+            if self.check_finite_obs and not bool(torch.isfinite(state).all()):
+                _raise_non_finite(dict(zip(enc.lowdim_keys, parts)))
+            if self.normalizer is not None:
+                scale, offset = self._state_affine()
+                state = state * scale + offset
+        images = {}
+        for k in enc.image_keys:
+            x = _obs_float32(k, obs_batch[k]).to(device)
+            if self.check_finite_obs and not bool(torch.isfinite(x).all()):
+                _raise_non_finite({k: x})
+            images[k] = self._normalize(k, x)
+        return state, images
+
+    def _state_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, offset) (sum D,) of the joined low-dim keys; rebuilt when the normaliser's buffers change."""
+        entries = [self.normalizer._entry(k) for k in self.encoder.lowdim_keys]
+        key = tuple((t.data_ptr(), t._version) for e in entries for t in (e.scale, e.offset))
+        if getattr(self, "_state_affine_key", None) != key:
+            dims = [self.config.obs_shapes[k][0] for k in self.encoder.lowdim_keys]
+            self._state_affine_value = tuple(torch.cat([getattr(e, name).expand(d) for e, d in zip(entries, dims)])
+                                             for name in ("scale", "offset"))
+            self._state_affine_key = key
+        return self._state_affine_value
 
     def draw_loss_noise(self, batch_size: int, generator: torch.Generator | None = None,
                         device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -224,14 +253,19 @@ class ChunkPolicy(nn.Module):
     def encode_obs_blocks(self, obs_batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``encode_obs`` computed in blocks of exactly ``block_rows`` rows (see ``predict_action_chunk``),
         so a row's features do not depend on the batch it came in (aligned policies, critic records)."""
-        self._check_obs(obs_batch)
-        n = next(iter(obs_batch.values())).shape[0]
-        out = []
-        for start in range(0, n, self.block_rows):
-            rows = slice(start, min(n, start + self.block_rows))
-            cond = self._encode_checked({k: _pad_rows(v[rows], self.block_rows) for k, v in obs_batch.items()})
-            out.append(cond[:rows.stop - start])
+        out = [cond[:rows.stop - rows.start] for rows, cond in self._cond_blocks(obs_batch)]
         return out[0] if len(out) == 1 else torch.cat(out)
+
+    def _cond_blocks(self, obs_batch: dict[str, torch.Tensor]):
+        """Checks and prepares the batch once, then yields (rows, cond (block_rows, Dc)) per block of rows, the
+        last block padded with copies of its first row (padded cond rows are kept for the sampler's block)."""
+        self._check_obs(obs_batch)
+        state, images = self._prepare_obs(obs_batch)
+        n, size = next(iter(obs_batch.values())).shape[0], self.block_rows
+        for start in range(0, n, size):
+            rows = slice(start, min(n, start + size))
+            yield rows, self.encoder.encode(None if state is None else _pad_rows(state[rows], size),
+                                            {k: _pad_rows(v[rows], size) for k, v in images.items()})
 
     @torch.no_grad()
     def predict_action_chunk(self, obs_batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
@@ -248,15 +282,11 @@ class ChunkPolicy(nn.Module):
         shape = (n, self.config.horizon, self.config.action_dim)
         if noise is not None and tuple(noise.shape) != shape:
             raise ValueError(f"noise must be {shape}, got {tuple(noise.shape)}")
-        cond = self.encode_obs_blocks(obs_batch)  # (n, Dc); checks the observations
+        blocks = list(self._cond_blocks(obs_batch))  # checks the observations before any noise is drawn
         if noise is None:
             noise = torch.randn(shape, generator=generator, device=self.device)
-        chunks = []
-        for start in range(0, n, self.block_rows):
-            rows = slice(start, min(n, start + self.block_rows))
-            x = self._sample(_pad_rows(cond[rows], self.block_rows),
-                             _pad_rows(noise[rows], self.block_rows).to(cond), generator)
-            chunks.append(x[:rows.stop - start])  # (b, H, Da), normalised
+        chunks = [self._sample(cond, _pad_rows(noise[rows], self.block_rows).to(cond), generator)[:rows.stop - rows.start]
+                  for rows, cond in blocks]  # (b, H, Da) each, normalised
         return self._unnormalize(self.config.action_key, chunks[0] if len(chunks) == 1 else torch.cat(chunks))
 
     @torch.no_grad()
@@ -346,8 +376,6 @@ class ChunkPolicy(nn.Module):
             sizes.add(x.shape[0])
         if len(sizes) > 1:
             raise ValueError(f"observation keys disagree on the batch size: {sorted(sizes)}")
-        if self.check_finite_obs:
-            _check_finite_obs(obs_batch, self.config.obs_shapes)
 
     #: Observations holding NaN or inf are refused with an error naming the key (they would give NaN
     #: actions silently); set False on a policy whose caller handles them itself.
@@ -378,14 +406,14 @@ def _obs_float32(key: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def _check_finite_obs(obs_batch: dict[str, torch.Tensor], keys) -> None:
-    for key in keys:
-        x = obs_batch[key]
-        if torch.is_floating_point(x) and not bool(torch.isfinite(x).all()):
+def _raise_non_finite(obs: dict[str, torch.Tensor]) -> None:
+    """Raise naming the first key of ``obs`` (float32 values) that holds NaN or inf, and where."""
+    for key, x in obs.items():
+        if not bool(torch.isfinite(x).all()):
             bad = (~torch.isfinite(x)).nonzero()[0].tolist()
             raise ValueError(f"observation {key!r} holds a non-finite value {x[tuple(bad)].item()} at index "
-                             f"{tuple(bad)} (B, To, ...); set policy.check_finite_obs = False to pass such "
-                             f"observations through")
+                             f"{tuple(bad)} (B, To, ...) as float32; set policy.check_finite_obs = False to pass "
+                             f"such observations through")
 
 
 class _Slot:

@@ -114,12 +114,21 @@ class ObsEncoder(nn.Module):
 
     def forward(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """obs {key: (B, To, ...)} -> (B, out_dim); ``generator`` draws the training-mode crops."""
+        state = None
+        if self.lowdim_keys:
+            parts = [obs[k] for k in self.lowdim_keys]
+            state = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        return self.encode(state, {k: obs[k] for k in self.image_keys}, generator)
+
+    def encode(self, state: torch.Tensor | None, images: dict[str, torch.Tensor],
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``forward`` with the low-dim keys already joined: ``state`` (B, To, sum D) in ``lowdim_keys`` order
+        (None without low-dim keys), ``images`` {image key: (B, To, C, H, W)} -> (B, out_dim)."""
         feats = []
         if self.lowdim is not None:
-            state = torch.cat([obs[k] for k in self.lowdim_keys], dim=-1)  # (B, To, sum D)
             feats.append(self.lowdim(state.flatten(1)))  # (B, To * sum D)
         for k in self.image_keys:
-            x = obs[k]  # (B, To, C, H, W)
+            x = images[k]  # (B, To, C, H, W)
             flat = rearrange(x, "b t c h w -> (b t) c h w")
             if self.crops[k] != tuple(flat.shape[-2:]):
                 flat = crop_images(flat, self.crops[k], random=self.training, generator=generator)

@@ -86,3 +86,56 @@ def test_sinusoidal_embedding_matches_the_formula_and_trains_after_inference_use
     torch.testing.assert_close(tg.grad.double(), (f * (torch.cos(f * t[:, None]) - torch.sin(f * t[:, None]))).sum(1),
                                atol=5.0, rtol=1e-3)
     assert torch.equal(out.detach(), first)
+
+
+def _per_key_chunk(policy, obs, noise, seed):
+    """The chunk path written out key by key (normalise each key, pad each 8-row block, encode, sample, slice):
+    the reference for the joined pipeline of ``ChunkPolicy``."""
+    nz, n, rows = policy.normalizer, noise.shape[0], policy.block_rows
+    pad = lambda x: torch.cat([x, x[:1].expand(rows - x.shape[0], *x.shape[1:])])  # noqa: E731
+    g, out = torch.Generator().manual_seed(seed), []
+    for start in range(0, n, rows):
+        block = slice(start, min(n, start + rows))
+        cond = policy.encoder({k: nz.normalize(k, pad(v[block].float())) for k, v in obs.items()})
+        out.append(policy._sample(cond, pad(noise[block]), g)[:block.stop - start])
+    return nz.unnormalize("action", torch.cat(out))
+
+
+@pytest.mark.parametrize("name", ["flow", "diffusion"])
+def test_joined_observation_pipeline_equals_per_key_normalisation_bit_for_bit(name):
+    # the policy joins the low-dim keys once and normalises them with one (scale, offset); the keys come in
+    # non-sorted order with per-key stats of both modes, over two blocks of rows (11 = 8 + 3 padded)
+    obs_shapes = {"z_state": (3,), "a_pos": (2,)}
+    nz = Normalizer.from_dict({"z_state": {"mode": "meanstd", "min": [0.0] * 3, "max": [1.0] * 3,
+                                           "mean": [0.5, -1.0, 2.0], "std": [2.0, 0.3, 5.0]},
+                               "a_pos": {"mode": "minmax", "min": [-3.0, 0.0], "max": [1.0, 0.5],
+                                         "mean": [0.0] * 2, "std": [1.0] * 2},
+                               "action": {"mode": "minmax", "min": [-1.0, -2.0], "max": [1.0, 3.0],
+                                          "mean": [0.0] * 2, "std": [1.0] * 2}})
+    torch.manual_seed(0)
+    policy = make_policy(name, normalizer=nz, obs_shapes=obs_shapes, action_dim=2, horizon=8, n_action_steps=4,
+                         backbone_options=SMALL["mlp"], encoder={"lowdim_hidden": 16, "lowdim_features": 8}).eval()
+    g = torch.Generator().manual_seed(1)
+    obs = {k: 3 * torch.randn(11, 2, *s, generator=g, dtype=torch.float64) for k, s in obs_shapes.items()}
+    noise = torch.randn(11, 8, 2, generator=g)
+    chunk = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7), noise=noise)
+    assert torch.equal(chunk, _per_key_chunk(policy, obs, noise, 7))
+    assert torch.equal(policy.encode_obs_blocks(obs)[9], policy.encode_obs_blocks({k: v[9:10] for k, v in obs.items()})[0])
+
+    # new stats loaded in place: the cached joined (scale, offset) follows them
+    other = Normalizer.from_dict({**nz.to_dict(), "a_pos": {"mode": "minmax", "min": [0.0, -9.0], "max": [4.0, 9.0],
+                                                            "mean": [0.0] * 2, "std": [1.0] * 2}})
+    policy.normalizer.load_state_dict(other.state_dict())
+    moved = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7), noise=noise)
+    assert not torch.equal(moved, chunk) and torch.equal(moved, _per_key_chunk(policy, obs, noise, 7))
+
+
+def test_an_observation_that_overflows_float32_is_refused_by_name():
+    torch.manual_seed(0)
+    policy = make_policy("flow", normalizer=_normalizer(), obs_shapes=OBS, action_dim=2, horizon=8, n_action_steps=4,
+                         backbone_options=SMALL["mlp"]).eval()
+    obs = {k: torch.zeros(2, 2, *s, dtype=torch.float64) for k, s in OBS.items()}
+    obs["environment_state"][1, 1, 2] = 1e300  # finite in float64, inf once the policy reads it as float32
+    with pytest.raises(ValueError, match=r"observation 'environment_state' holds a non-finite value inf at index "
+                                         r"\(1, 1, 2\) \(B, To, \.\.\.\) as float32"):
+        policy.predict_action_chunk(obs)
