@@ -241,7 +241,7 @@ def _plot(curve: list[dict], check, path) -> None:
     ax.set_ylim(bottom=max(low / 3, 1e-4))
     ax.set_xlabel("distillation step")
     ax.set_ylabel("energy distance to 32-step GLASS posterior")
-    ax.set_title("held-out one-call posterior (dashed: 2-step GLASS, dotted: noise floor if > 0)")
+    ax.set_title("held-out one-call posterior\n(dashed: 2-step GLASS; dotted: noise floor if > 0)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
