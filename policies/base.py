@@ -186,8 +186,8 @@ class ChunkPolicy(nn.Module):
         """A batch that ``_check_obs`` passed -> (the low-dim keys joined in the encoder's order and normalised,
         (B, To, sum D), or None; {image key: normalised (B, To, C, H, W)}), float32 on the policy's device.
 
-        Joining first makes normalisation and the finite check one op each instead of one per key, at batch 1
-        the bulk of a chunk's observation cost; the values equal per-key normalisation bit for bit."""
+        Joining first makes normalisation and the finite check one op each instead of one per key; the values
+        equal per-key normalisation bit for bit."""
         device, enc = self.device, self.encoder
         state = None
         if enc.lowdim_keys:
@@ -285,8 +285,8 @@ class ChunkPolicy(nn.Module):
         blocks = list(self._cond_blocks(obs_batch))  # checks the observations before any noise is drawn
         if noise is None:
             noise = torch.randn(shape, generator=generator, device=self.device)
-        chunks = [self._sample(cond, _pad_rows(noise[rows], self.block_rows).to(cond), generator)[:rows.stop - rows.start]
-                  for rows, cond in blocks]  # (b, H, Da) each, normalised
+        chunks = [self._sample(cond, _pad_rows(noise[rows], self.block_rows).to(cond), generator)
+                  [:rows.stop - rows.start] for rows, cond in blocks]  # (b, H, Da) each, normalised
         return self._unnormalize(self.config.action_key, chunks[0] if len(chunks) == 1 else torch.cat(chunks))
 
     @torch.no_grad()
