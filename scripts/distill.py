@@ -11,7 +11,9 @@ Training windows come from the episodes the policy was trained on (the same epis
 --val-fraction/--split-seed); every --eval-every steps the one-call posterior is scored on --check-pairs
 held-out windows (ttfkit.align.diamond_check: energy distance to the teacher's 32-step GLASS posterior at
 each --check-t), shown on the progress bar beside two-step GLASS, and the checkpoint is written. Training
-stops after --steps or once the distance is within --target-ratio x two-step GLASS at every t.
+stops after --steps, once the distance is within --target-ratio x two-step GLASS at every t, or once the command
+has run --max-minutes (then the last step is checked, saved and plotted too: `--max-minutes 30` is the 30-minute
+CPU budget the recipes in docs/results are judged by).
 
 Writes OUT/config.json, OUT/model.safetensors, OUT/teacher/ (see ttfkit.align.policy_diamond), and
 OUT/curve.csv, OUT/curve.png, OUT/training_state.pt (for --resume).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import time
 import sys
 
 from ttfkit.scripts.config_file import add_config_argument
@@ -61,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop once distance <= ratio x two-step GLASS at every t (0: never)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out episode share (as ttf train)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the episode split (as ttf train: its --split-seed, else its --seed)")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="stop stepping once this command has run this many minutes (0: no limit); the map "
+                             "is then checked, saved and plotted as at the end, and --resume continues it")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/training_state.pt")
     parser.add_argument("--seed", type=int, default=0, help="seed of the distillation (network, data order, check)")
     add_device_argument(parser, what="distillation")
@@ -74,7 +80,10 @@ def main(args: argparse.Namespace) -> int:
 
     from ttfkit.align.policy_diamond import Distiller, load_diamond, policy_diamond
 
+    started = time.monotonic()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.max_minutes < 0:
+        raise ValueError(f"--max-minutes must be >= 0, got {args.max_minutes}")
     torch.manual_seed(args.seed)
     args.device = resolve_device(args.device)
     if args.threads:
@@ -123,9 +132,13 @@ def main(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=args.steps, initial=run.step, desc="distill", disable=args.no_progress, dynamic_ncols=True)
     reached = [_reached(curve[-1], glass2, args.target_ratio)]
+    out_of_time = [False]
 
     def on_step(step: int, metrics: dict) -> bool:
         bar.update(1)
+        if args.max_minutes and time.monotonic() - started >= 60 * args.max_minutes:
+            out_of_time[0] = True  # the check, save and plot after the loop cover this step
+            return True
         if step % args.eval_every and step < args.steps:
             return False
         row = {"step": step, **distances(run.sampler), **metrics}
@@ -147,12 +160,14 @@ def main(args: argparse.Namespace) -> int:
     bar.close()
     if curve[-1]["step"] != run.step:
         curve.append({"step": run.step, **distances(run.sampler)})
+        reached[0] = _reached(curve[-1], glass2, args.target_ratio)
     _save(run, out, policy, meta, curve, check)
     _plot(curve, check, out / "curve.png")
     last = curve[-1]
     print("held-out energy distance at step {}: ".format(last["step"])
           + "  ".join(f"t={t:g}: diamond {last[f't{t:g}']:.3f} vs glass2 {glass2[t]:.3f}" for t in check.ts)
-          + ("  (target reached)" if reached[0] else ""))
+          + ("  (target reached)" if reached[0] else "")
+          + (f"  (stopped at --max-minutes {args.max_minutes:g})" if out_of_time[0] and not reached[0] else ""))
     print(f"wrote {out} (curve.png, curve.csv)")
     return 0
 

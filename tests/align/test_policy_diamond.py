@@ -131,6 +131,19 @@ def test_ttf_distill_cli(policy_and_data, tmp_path, capsys):
     assert f"ttf distill: error: {tmp_path / 'dm_ema' / 'training_state.pt'}" in err
     assert "written with an EMA" in err and "--ema 0.0" in err and "Traceback" not in err
     assert json.loads((tmp_path / "dm_ema" / "config.json").read_text())["metadata"]["step"] == 4
+    # --max-minutes: a budget spent by the first step stops there, with the last step checked, saved and plotted
+    capsys.readouterr()
+    timed = common[:6] + [str(tmp_path / "dm_timed")] + common[7:]
+    assert main(timed + ["--steps", "6", "--max-minutes", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out energy distance at step 1:" in out and "(stopped at --max-minutes 1e-09)" in out
+    assert json.loads((tmp_path / "dm_timed" / "config.json").read_text())["metadata"]["step"] == 1
+    rows = (tmp_path / "dm_timed" / "curve.csv").read_text().splitlines()[1:3]
+    assert [line.split(",")[0] for line in rows] == ["0", "1"] and (tmp_path / "dm_timed" / "curve.png").is_file()
+    assert main(timed + ["--steps", "2", "--resume"]) == 0  # and --resume continues it
+    assert json.loads((tmp_path / "dm_timed" / "config.json").read_text())["metadata"]["step"] == 2
+    capsys.readouterr()
+    assert main(timed + ["--max-minutes", "-1"]) == 2 and "--max-minutes must be >= 0" in capsys.readouterr().err
     assert main(["distill", "--policy", str(tmp_path / "nope"), "--dataset", str(store), "--out",
                  str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

@@ -27,6 +27,8 @@ def fmt(v, unit=""):
 
 for variant in ("before", "after"):
     main = ratios[variant, "speedup_one_step_vs_flow"]
+    if not main:
+        continue  # a log of one variant only (latency_runs.sh)
     print(f"## {variant} ({len(main)} runs; {sum(r >= 8 for r in main)} with one-step vs flow >= 8x)")
     for (v, name), ms in cases.items():
         if v == variant:
