@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import time
 import sys
+import time
 
 from ttfkit.scripts.config_file import add_config_argument
 from ttfkit.scripts.device import add_device_argument, resolve_device
