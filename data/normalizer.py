@@ -131,6 +131,11 @@ class Normalizer(nn.Module):
     def mode(self, key: str) -> str:
         return _MODES[int(self._entry(key).mode_code)]
 
+    def affine(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, offset) of ``key``, the buffers themselves: ``normalize(x) = x * scale + offset``."""
+        e = self._entry(key)
+        return e.scale, e.offset
+
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """``x * scale + offset`` for ``x`` (..., *feature shape); pure (returns a new tensor)."""
         e = self._entry(key, x)

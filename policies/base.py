@@ -208,12 +208,12 @@ class ChunkPolicy(nn.Module):
 
     def _state_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, offset) (sum D,) of the joined low-dim keys; rebuilt when the normaliser's buffers change."""
-        entries = [self.normalizer._entry(k) for k in self.encoder.lowdim_keys]
-        key = tuple((t.data_ptr(), t._version) for e in entries for t in (e.scale, e.offset))
+        pairs = [self.normalizer.affine(k) for k in self.encoder.lowdim_keys]
+        key = tuple((t.data_ptr(), t._version) for pair in pairs for t in pair)
         if getattr(self, "_state_affine_key", None) != key:
             dims = [self.config.obs_shapes[k][0] for k in self.encoder.lowdim_keys]
-            self._state_affine_value = tuple(torch.cat([getattr(e, name).expand(d) for e, d in zip(entries, dims)])
-                                             for name in ("scale", "offset"))
+            self._state_affine_value = tuple(torch.cat([pair[i].expand(d) for pair, d in zip(pairs, dims)])
+                                             for i in (0, 1))
             self._state_affine_key = key
         return self._state_affine_value
 

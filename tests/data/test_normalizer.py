@@ -65,6 +65,13 @@ def test_minmax_maps_to_unit_interval_and_constant_to_zero(buffer):
             assert float(y[:, i].max()) == pytest.approx(1, abs=1e-6)
     y = norm.normalize("agent_pos", _all(buffer, "agent_pos").float())
     assert torch.all(y[:, 2] == 0) and torch.isfinite(y).all()
+    scale, offset = norm.affine("agent_pos")  # the (scale, offset) that normalize applies, from min/max directly
+    x = _all(buffer, "agent_pos").float()
+    lo, hi = x.min(0).values, x.max(0).values
+    const = torch.arange(x.shape[1]) == 2
+    torch.testing.assert_close(scale, torch.where(const, 1.0, 2 / (hi - lo)))
+    torch.testing.assert_close(offset, torch.where(const, -lo, -(hi + lo) / (hi - lo)))
+    assert torch.equal(y, x * scale + offset)
 
 
 def test_meanstd_is_standardised_and_constant_to_zero(buffer):
