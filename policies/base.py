@@ -191,10 +191,10 @@ class ChunkPolicy(nn.Module):
         device, enc = self.device, self.encoder
         state = None
         if enc.lowdim_keys:
-            parts = [_obs_float32(k, obs_batch[k]) for k in enc.lowdim_keys]
-            state = (parts[0] if len(parts) == 1 else torch.cat(parts, -1)).to(device)
+            parts = {k: _obs_float32(k, obs_batch[k]) for k in enc.lowdim_keys}
+            state = enc.join_state(parts).to(device)
             if self.check_finite_obs and not bool(torch.isfinite(state).all()):
-                _raise_non_finite(dict(zip(enc.lowdim_keys, parts)))
+                _raise_non_finite(parts)
             if self.normalizer is not None:
                 scale, offset = self._state_affine()
                 state = state * scale + offset
@@ -207,13 +207,13 @@ class ChunkPolicy(nn.Module):
         return state, images
 
     def _state_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scale, offset) (sum D,) of the joined low-dim keys; rebuilt when the normaliser's buffers change."""
-        pairs = [self.normalizer.affine(k) for k in self.encoder.lowdim_keys]
-        key = tuple((t.data_ptr(), t._version) for pair in pairs for t in pair)
+        """(scale, offset) (sum D,) of the joined low-dim keys, cached because building them costs a few kernel calls
+        per chunk; rebuilt when the normaliser's buffers change (data pointer, version)."""
+        affine = {k: self.normalizer.affine(k) for k in self.encoder.lowdim_keys}
+        key = tuple((t.data_ptr(), t._version) for pair in affine.values() for t in pair)
         if getattr(self, "_state_affine_key", None) != key:
-            dims = [self.config.obs_shapes[k][0] for k in self.encoder.lowdim_keys]
-            self._state_affine_value = tuple(torch.cat([pair[i].expand(d) for pair, d in zip(pairs, dims)])
-                                             for i in (0, 1))
+            self._state_affine_value = tuple(self.encoder.join_state(
+                {k: a[i].expand(self.config.obs_shapes[k]) for k, a in affine.items()}) for i in (0, 1))
             self._state_affine_key = key
         return self._state_affine_value
 

@@ -114,11 +114,15 @@ class ObsEncoder(nn.Module):
 
     def forward(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """obs {key: (B, To, ...)} -> (B, out_dim); ``generator`` draws the training-mode crops."""
-        state = None
-        if self.lowdim_keys:
-            parts = [obs[k] for k in self.lowdim_keys]
-            state = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-        return self.encode(state, {k: obs[k] for k in self.image_keys}, generator)
+        return self.encode(self.join_state(obs), {k: obs[k] for k in self.image_keys}, generator)
+
+    def join_state(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The low-dim keys of ``obs`` {key: (B, To, D)} joined in ``lowdim_keys`` order, (B, To, sum D); None
+        without low-dim keys. Works on anything laid out per key the same way (statistics (D,) too)."""
+        if not self.lowdim_keys:
+            return None
+        parts = [obs[k] for k in self.lowdim_keys]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def encode(self, state: torch.Tensor | None, images: dict[str, torch.Tensor],
                generator: torch.Generator | None = None) -> torch.Tensor:
